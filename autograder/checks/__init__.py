@@ -1,0 +1,1 @@
+"""Hidden checks, one module per chapter; each check builds its own inputs."""

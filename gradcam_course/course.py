@@ -1,0 +1,139 @@
+"""Maintainer tooling: the course's files derived from one source per chapter.
+
+``solutions/<chapter>/<chapter>.py`` (Jupytext, py:percent) is what authors edit. From it:
+
+* ``solutions/<chapter>/<chapter>.ipynb``: its paired notebook (nbgrader's source);
+* ``notebooks/<chapter>/<chapter>.ipynb`` and ``.py``: the student release, written by
+  ``nbgrader generate_assignment`` and paired again with Jupytext;
+* ``book/chapters/<chapter>.ipynb``: the book page, solutions folded, hidden tests removed.
+
+The repository URL (for the Colab install cell and the Open-in-Colab badge) is configured
+once, in ``_config.yml``; :func:`stamp_repository` writes it into every chapter source.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HIDDEN_TESTS = re.compile(r"\n?[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*", re.S)
+COLAB = "https://colab.research.google.com"
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path:
+    here = Path(start or os.getcwd()).resolve()
+    for path in (here, *here.parents):
+        if (path / "_config.yml").is_file() and (path / "solutions").is_dir():
+            return path
+    raise FileNotFoundError(f"No course root (a folder with _config.yml and solutions/) above {here}.")
+
+
+def chapters(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "solutions").iterdir()
+                  if p.is_dir() and (p / f"{p.name}.py").is_file())
+
+
+def repository(root: Path) -> tuple[str, str]:
+    """(url, branch) from ``_config.yml``'s ``repository`` section."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    repo = config.get("repository") or {}
+    if not repo.get("url"):
+        raise ValueError("_config.yml needs repository.url (the course's GitHub URL).")
+    return repo["url"].rstrip("/"), repo.get("branch", "main")
+
+
+def colab_url(root: Path, chapter: str) -> str:
+    url, branch = repository(root)
+    path = url.split("github.com/", 1)[-1]
+    return f"{COLAB}/github/{path}/blob/{branch}/notebooks/{chapter}/{chapter}.ipynb"
+
+
+def stamp_repository(root: Path, chapter: str) -> bool:
+    """Write the configured URL into the chapter's install cell and Colab badge."""
+    source = root / "solutions" / chapter / f"{chapter}.py"
+    text = source.read_text()
+    url, _ = repository(root)
+    new = re.sub(r'^COURSE_REPO = "[^"]*"', f'COURSE_REPO = "{url}"', text, flags=re.M)
+    new = re.sub(r"\(" + re.escape(COLAB) + r"/github/[^)]*\)", f"({colab_url(root, chapter)})", new)
+    if new != text:
+        source.write_text(new)
+    return new != text
+
+
+def _jupytext(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", *args], check=True)
+
+
+def _tool_env() -> dict[str, str]:
+    # nbgrader calls `alembic` by name when it creates a gradebook: the venv's bin must be on PATH.
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def pair_source(root: Path, chapter: str) -> Path:
+    """Write the source notebook from its .py (the .py is the one authors edit)."""
+    folder = root / "solutions" / chapter
+    _jupytext("--to", "ipynb", str(folder / f"{chapter}.py"), "-o", str(folder / f"{chapter}.ipynb"))
+    return folder / f"{chapter}.ipynb"
+
+
+def release(root: Path, chapter: str) -> Path:
+    """nbgrader generate_assignment, then the student notebook's Jupytext pair."""
+    stamp_repository(root, chapter)
+    pair_source(root, chapter)
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", chapter, "--force",
+                    "--log-level=WARN"], cwd=root / "autograder", env=_tool_env(), check=True)
+    student = root / "notebooks" / chapter / f"{chapter}.ipynb"
+    _jupytext("--to", "py:percent", str(student), "-o", str(student.with_suffix(".py")))
+    return student
+
+
+def book_page(source_nb: dict) -> dict:
+    """The reader's version of a source notebook: hidden tests removed, solutions folded."""
+    nb = copy.deepcopy(source_nb)
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {})
+        grading = meta.get("nbgrader", {})
+        if cell["cell_type"] != "code":
+            continue
+        src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        cell["source"] = HIDDEN_TESTS.sub("", src).rstrip()
+        if grading.get("solution") or grading.get("grade"):
+            tags = meta.setdefault("tags", [])
+            if "hide-input" not in tags:
+                tags.append("hide-input")
+    return nb
+
+
+def write_book_pages(root: Path) -> list[Path]:
+    import nbformat
+
+    out_dir = root / "book" / "chapters"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for chapter in chapters(root):
+        nb = nbformat.read(root / "solutions" / chapter / f"{chapter}.ipynb", as_version=4)
+        page = nbformat.from_dict(book_page(nb))
+        target = out_dir / f"{chapter}.ipynb"
+        nbformat.write(page, target)
+        written.append(target)
+    return written
+
+
+def copy_course(root: Path, dest: Path) -> Path:
+    """A throwaway course folder (for tests and dry runs): sources, autograder, package files."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("solutions", "autograder", "notebooks"):
+        if (root / name).exists():
+            shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns(
+                "__pycache__", "gradebook.db", ".ipynb_checkpoints"))
+    shutil.copy2(root / "_config.yml", dest / "_config.yml")
+    return dest

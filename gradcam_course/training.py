@@ -1,0 +1,112 @@
+"""Lightning training shared by the chapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+import torchmetrics
+from torch import nn
+
+from .runtime import fast_mode, interactive, quiet
+
+
+class LitClassifier(L.LightningModule):
+    """Wraps any classifier that returns logits: cross-entropy, Adam, accuracy metrics."""
+
+    def __init__(self, model: nn.Module, num_classes: int, lr: float = 1e-3,
+                 class_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.model = model
+        self.lr = lr
+        self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+        metric = dict(task="multiclass", num_classes=num_classes)
+        self.train_acc = torchmetrics.Accuracy(**metric)
+        self.val_acc = torchmetrics.Accuracy(**metric)
+        self.test_acc = torchmetrics.Accuracy(**metric)
+
+    def forward(self, x):
+        return self.model(x)
+
+    def _step(self, batch, metric, stage):
+        x, y = batch
+        logits = self(x)
+        loss = self.loss_fn(logits, y)
+        metric(logits, y)
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
+        self.log(f"{stage}_acc", metric, prog_bar=True, on_step=False, on_epoch=True)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, self.train_acc, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, self.val_acc, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, self.test_acc, "test")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class History(L.Callback):
+    """Keeps the per-epoch metrics so the notebook can plot learning curves."""
+
+    def __init__(self):
+        self.epochs: list[dict[str, float]] = []
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics["epoch"] = trainer.current_epoch
+        self.epochs.append(metrics)
+
+
+@dataclass
+class TrainingResult:
+    test_acc: float
+    test_loss: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    epochs: int = 0
+
+
+def train_classifier(lit: LitClassifier, datamodule: L.LightningDataModule,
+                     max_epochs: int = 10, fast: bool | None = None,
+                     progress_bar: bool | None = None, seed: int = 0) -> TrainingResult:
+    """Fit, then test. In fast mode (grading, tests) one short epoch is enough: graded
+    functions are checked on their own inputs, never on how well this model trained."""
+    quiet()
+    fast = fast_mode() if fast is None else fast
+    L.seed_everything(seed, verbose=False)
+    history = History()
+    epochs = 1 if fast else max_epochs
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=interactive() if progress_bar is None else progress_bar,
+        limit_train_batches=4 if fast else 1.0,
+        limit_val_batches=2 if fast else 1.0,
+        num_sanity_val_steps=0,
+        callbacks=[history],
+        deterministic=True,
+    )
+    trainer.fit(lit, datamodule=datamodule)
+    (metrics,) = trainer.test(lit, datamodule=datamodule, verbose=False)
+    lit.eval()
+    return TrainingResult(metrics["test_acc"], metrics["test_loss"], history.epochs, epochs)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Logits for a tensor of images, in eval mode, batched."""
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
+                      for i in range(0, len(images), batch_size)])

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Build the book into _build/html: install, write the reader pages (hidden tests removed),
+# execute every chapter offline and fail on any warning or error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+source .venv/bin/activate
+export GRADCAM_COURSE_DATA=${GRADCAM_COURSE_DATA:-offline}
+export GRADCAM_COURSE_BOOK=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+gradcam-course book-pages
+jupyter-book build . --warningiserror --keep-going "$@"
+echo "[book] open _build/html/index.html"
