@@ -475,7 +475,13 @@ with GradCAM(model=model, target_layers=[model.conv2]) as library_cam:
 model.zero_grad(set_to_none=True)  # the library's full backward pass fills every .grad
 difference = float((ours.cpu() - torch.from_numpy(theirs)).abs().max())
 print(f"max |ours - pytorch-grad-cam| over {len(batch)} maps: {difference:.2e}")
-assert difference < 1e-4
+assert difference < 1e-3, "your Grad-CAM and the library's disagree: revisit the exercises"
+
+# %% [markdown]
+# For the trained model the two agree to about $10^{-6}$. (When training is cut short, as while
+# grading, the raw maps are tiny, and the library's $10^{-7}$ epsilon, which it applies in two
+# normalisations, shows at about $10^{-4}$.) A mistake in any exercise shows as a difference of
+# 0.1 or more.
 
 # %% [markdown]
 # ## 6 · What the network looks at

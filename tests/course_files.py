@@ -1,0 +1,67 @@
+"""Building submissions and temporary course folders for the grading tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from gradcam_course import course
+
+CHAPTER = "01_mnist_lenet"
+MARKER_LINE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
+
+
+def nbgrader(args: list[str], course_root: Path, check: bool = True, timeout: int = 1500):
+    """Run nbgrader from <course>/autograder with the venv's bin on PATH (nbgrader calls
+    `alembic` by name) and return the completed process (output captured)."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.pop("GRADCAM_COURSE_ROOT", None)  # the course's own config sets it
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_root / "autograder",
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def solution_code(source_nb) -> dict[str, str]:
+    """grade_id → the reference solution of each solution code cell, markers removed."""
+    return {grade_id(c): MARKER_LINE.sub("", c.source) for c in source_nb.cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def make_submission(release_nb, solutions: dict[str, str], replacements: dict[str, str] | None = None,
+                    drop: set[str] = frozenset()):
+    """The student notebook filled in with `solutions`, some cells replaced or deleted."""
+    nb = nbformat.from_dict(release_nb)
+    filled = {**solutions, **(replacements or {})}
+    cells = []
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if gid in drop:
+            continue
+        if gid in filled:
+            cell.source = filled[gid]
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def write_submission(course_root: Path, student: str, nb) -> Path:
+    path = course_root / "submitted" / student / CHAPTER / f"{CHAPTER}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def temp_course(root: Path, dest: Path) -> Path:
+    return course.copy_course(root, dest)

@@ -1,0 +1,131 @@
+"""The chapter notebooks: pairs in sync, student copies generated and clean, URL configured once,
+the source executes (nbval, fast mode)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+from jupytext.compare import compare_notebooks
+
+from gradcam_course import course
+from course_files import CHAPTER, nbgrader, solution_code, temp_course
+
+ROOT = Path(__file__).resolve().parent.parent
+PAIRS = sorted(p for folder in ("solutions", "notebooks") for p in (ROOT / folder).glob("*/*.ipynb"))
+
+
+def test_every_chapter_has_a_source_and_a_student_pair():
+    for chapter in course.chapters(ROOT):
+        for folder in ("solutions", "notebooks"):
+            for ext in (".py", ".ipynb"):
+                assert (ROOT / folder / chapter / f"{chapter}{ext}").is_file(), (folder, ext)
+
+
+@pytest.mark.parametrize("ipynb", PAIRS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_jupytext_pair_in_sync(ipynb):
+    from_ipynb = jupytext.read(ipynb)
+    from_py = jupytext.read(ipynb.with_suffix(".py"))
+    compare_notebooks(from_py, from_ipynb, fmt="py:percent")  # raises on any difference
+
+
+@pytest.mark.parametrize("ipynb", PAIRS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebooks_committed_without_outputs(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_student_files_leak_no_solution_and_no_hidden_test():
+    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    # Every distinctive line of the reference solutions, and the hidden tests' markers and calls.
+    secrets = {line.strip() for code in solution_code(source).values() for line in code.splitlines()
+               if len(line.strip()) > 30 and not line.strip().startswith("def ")}
+    secrets |= {"BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "load_checks", "check_capture"}
+    assert len(secrets) > 10
+    files = [p for p in (ROOT / "notebooks").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        text = path.read_text()
+        leaked = sorted(s for s in secrets if s in text)
+        assert not leaked, f"{path.relative_to(ROOT)} leaks: {leaked}"
+
+
+def test_repository_url_is_configured_once():
+    url, _ = course.repository(ROOT)
+    for chapter in course.chapters(ROOT):
+        for folder in ("solutions", "notebooks"):
+            text = (ROOT / folder / chapter / f"{chapter}.py").read_text()
+            assert f'COURSE_REPO = "{url}"' in text, f"{folder}/{chapter}: run gradcam-course release"
+            assert f"({course.colab_url(ROOT, chapter)})" in text
+    # Outside the config and the generated/stamped notebooks, nothing names the repository.
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    others = [f for f in tracked if url.split("//")[1] in (ROOT / f).read_text(errors="ignore")
+              and not f.startswith(("solutions/", "notebooks/")) and f != "_config.yml"]
+    assert others == []
+
+
+def test_colab_badge_opens_the_student_notebook():
+    link = course.colab_url(ROOT, CHAPTER)
+    assert link.endswith(f"/notebooks/{CHAPTER}/{CHAPTER}.ipynb")
+    assert link.startswith("https://colab.research.google.com/github/")
+
+
+def test_committed_student_notebook_equals_a_fresh_generation(tmp_path):
+    tmp = temp_course(ROOT, tmp_path / "course")
+    for folder in (tmp / "notebooks").iterdir():
+        if folder.is_dir():
+            for f in folder.iterdir():
+                f.unlink()
+    nbgrader(["generate_assignment", CHAPTER, "--force"], tmp)
+    fresh = nbformat.read(tmp / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    committed = nbformat.read(ROOT / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    assert fresh == committed, "notebooks/ is stale: run `gradcam-course release`"
+    assert sorted(p.name for p in (tmp / "notebooks" / CHAPTER).iterdir()) == [f"{CHAPTER}.ipynb"], \
+        "nbgrader copied extra files (the solution .py?) into the release"
+
+
+def test_book_page_removes_hidden_tests_and_folds_solutions():
+    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    page = course.book_page(source)
+    text = "\n".join(c["source"] for c in page["cells"])
+    assert "HIDDEN TESTS" not in text and "load_checks" not in text
+    assert "### BEGIN SOLUTION" in text  # solutions stay, folded
+    graded = [c for c in page["cells"] if c["metadata"].get("nbgrader", {}).get("solution")
+              and c["cell_type"] == "code"]
+    assert graded and all("hide-input" in c["metadata"]["tags"] for c in graded)
+    assert len(page["cells"]) == len(source.cells)
+
+
+def test_points_add_up_to_100():
+    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    points = [c.metadata["nbgrader"]["points"] for c in source.cells
+              if c.metadata.get("nbgrader", {}).get("grade")]
+    assert sum(points) == 100
+
+
+def test_graded_cells_end_with_a_statement():
+    """nbgrader reads a numeric last expression of a test cell as partial credit."""
+    import ast
+
+    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    for cell in source.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade"):
+            last = ast.parse(cell.source).body[-1]
+            assert not isinstance(last, ast.Expr) or isinstance(last.value, ast.Call), meta["grade_id"]
+
+
+def test_source_notebook_executes_in_fast_mode():
+    """nbval (lax): every cell of the solution notebook, hidden tests included, runs without error."""
+    env = dict(os.environ, GRADCAM_COURSE_FAST="1", GRADCAM_COURSE_DATA="offline")
+    env.pop("GRADCAM_COURSE_ROOT", None)
+    nb = ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--nbval-lax", str(nb)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert re.search(r"\d+ passed", proc.stdout)
