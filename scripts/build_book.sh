@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 source .venv/bin/activate
 export GRADCAM_COURSE_DATA=${GRADCAM_COURSE_DATA:-offline}
-export GRADCAM_COURSE_BOOK=1 MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
+# No MPLBACKEND here: the kernel must keep its inline backend, or no figure is captured.
+unset MPLBACKEND
+export GRADCAM_COURSE_BOOK=1 PYDEVD_DISABLE_FILE_VALIDATION=1
 gradcam-course book-pages
 jupyter-book build . --warningiserror --keep-going "$@"
 echo "[book] open _build/html/index.html"

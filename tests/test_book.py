@@ -1,0 +1,66 @@
+"""The book builds offline with --warningiserror, shows executed figures and leaks no hidden test."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradcam_course import course
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRETS = ("HIDDEN TESTS", "load_checks", "check_capture", "autograder.checks")
+
+
+@pytest.fixture(scope="module")
+def html(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    course.write_book_pages(ROOT)
+    env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1")
+    env.pop("MPLBACKEND", None)  # the kernel's inline backend must capture the figures
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    proc = subprocess.run(["jupyter-book", "build", str(ROOT), "--path-output", str(out),
+                           "--warningiserror", "--keep-going"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    return out / "_build" / "html"
+
+
+def test_chapter_page_has_executed_figures(html):
+    page = (html / "book" / "chapters" / "01_mnist_lenet.html").read_text()
+    figures = re.findall(r'<img[^>]+src="([^"]+\.png)"', page)
+    assert len(figures) >= 5
+    for src in figures:
+        assert (html / "book" / "chapters" / src).resolve().is_file()
+    assert re.search(r"test accuracy: 0\.9[3-9]\d", page), "offline accuracy should be at least 0.93"
+    assert "OFFLINE fallback" in page  # the data banner tells readers which data was used
+
+
+def test_solutions_are_folded_not_removed(html):
+    page = (html / "book" / "chapters" / "01_mnist_lenet.html").read_text()
+    text = re.sub(r"<[^>]+>", "", page)  # code is split into highlighting spans
+    assert "def capture_activations_and_gradients" in text
+    assert "torch.autograd.grad(score" in text  # the solution's body, not the stub
+    assert "tag_hide-input" in page
+
+
+def test_colab_badge_opens_the_student_notebook(html):
+    page = (html / "book" / "chapters" / "01_mnist_lenet.html").read_text()
+    assert course.colab_url(ROOT, "01_mnist_lenet") in page
+
+
+def test_no_hidden_test_code_anywhere_in_the_html(html):
+    for path in html.rglob("*"):
+        if path.is_file() and path.suffix in {".html", ".js", ".txt", ".ipynb", ".json", ".py"}:
+            text = path.read_text(errors="ignore")
+            leaked = [s for s in SECRETS if s in text]
+            assert not leaked, f"{path.relative_to(html)}: {leaked}"
+
+
+def test_bibliography_and_pages(html):
+    refs = (html / "book" / "references.html").read_text()
+    assert "Selvaraju" in refs
+    for page in ("intro", "setup", "instructors"):
+        assert (html / "book" / f"{page}.html").is_file()
