@@ -139,7 +139,8 @@ def load_digit_splits(mode: str | None = None, root: str | os.PathLike | None = 
                     f"connection, or place the four MNIST files in {data_dir(root) / 'MNIST' / 'raw'}, "
                     f"or use mode='offline' for scikit-learn's digits."
                 ) from err
-            reason = f"MNIST could not be downloaded ({type(err).__name__}: {err})"
+            detail = " ".join(str(err).split())
+            reason = f"MNIST could not be downloaded ({type(err).__name__}: {detail[:160]})"
     if splits is None:
         splits = load_offline_digits(seed=seed)
     if verbose:

@@ -508,7 +508,7 @@ plt.show()
 #
 # Grad-CAM is class-discriminative: we can ask for the map of *any* class, not just the
 # predicted one. For a misclassified digit, compare the map of the class the network chose with
-# the map of its second choice.
+# the map of its second choice (and of the true class, when that is neither).
 
 # %%
 all_logits = predict(model, test_images.to(device))
@@ -520,12 +520,16 @@ else:  # a perfect model: take the least confident prediction instead
     i = int(all_logits.softmax(1).max(1).values.argmin())
     why = f"least confident prediction, true label {int(test_labels[i])}"
 probs = all_logits[i].softmax(0)
-top2 = probs.topk(2).indices
+shown = probs.topk(2).indices.tolist()            # the top-2 classes...
+true_class = int(test_labels[i])
+if true_class not in shown:                        # ...and the true one, if it is not among them
+    shown.append(true_class)
 digit = test_images[i:i + 1].to(device)
-maps = [grad_cam(model, model.conv2, digit, int(c))[0].cpu() for c in top2]
-plot_class_maps(digit[0].cpu(), maps,
-                [f"class {int(c)} (p = {float(probs[c]):.2f})" for c in top2],
-                suptitle=f"Test image {i}, {why}: maps of the top-2 classes")
+maps = [grad_cam(model, model.conv2, digit, c)[0].cpu() for c in shown]
+titles = [f"{'1st' if k == 0 else '2nd' if k == 1 else 'true'}: class {c} (p = {float(probs[c]):.2f})"
+          for k, c in enumerate(shown)]
+plot_class_maps(digit[0].cpu(), maps, titles,
+                suptitle=f"Test image {i}, {why}: Grad-CAM per class")
 plt.show()
 
 # %% [markdown]
