@@ -57,9 +57,8 @@ class History(L.Callback):
     def __init__(self):
         self.epochs: list[dict[str, float]] = []
 
-    def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
+    # Validation runs inside the training epoch, so at its end both splits' metrics are in.
+    def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         metrics["epoch"] = trainer.current_epoch
         self.epochs.append(metrics)

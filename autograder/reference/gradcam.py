@@ -11,6 +11,7 @@ is computed, nothing loops over images and nothing leaves the device.
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import torch
@@ -38,8 +39,10 @@ def target_indices(class_idx, logits: torch.Tensor) -> torch.Tensor:
     n, num_classes = logits.shape
     if class_idx is None:
         return logits.argmax(dim=1)
-    if isinstance(class_idx, int):
-        idx = torch.full((n,), class_idx, dtype=torch.long, device=logits.device)
+    if isinstance(class_idx, torch.Tensor) and class_idx.ndim == 0:
+        class_idx = int(class_idx)
+    if isinstance(class_idx, numbers.Integral):  # int, numpy integer
+        idx = torch.full((n,), int(class_idx), dtype=torch.long, device=logits.device)
     else:
         idx = torch.as_tensor(class_idx, dtype=torch.long, device=logits.device).reshape(-1)
         if idx.numel() != n:
