@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from autograder.checks.ch01_mnist_lenet import SmallConvNet, images
 from autograder.reference import gradcam as ref
 from gradcam_course.data import load_offline_digits
 from gradcam_course.models import LeNet
@@ -46,38 +47,14 @@ def hook_counts(model: nn.Module) -> dict[str, int]:
     return counts
 
 
-class TinyNet(nn.Module):
-    """Fully convolutional up to an adaptive pool, so any input size works; ``target`` is
-    the layer to hook, optionally followed by an in-place ReLU."""
-
-    def __init__(self, inplace: bool = False, num_classes: int = 5, seed: int = 0,
-                 fail_after_target: bool = False):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.conv1 = nn.Conv2d(2, 6, 3, padding=1)
-        self.act1 = nn.ReLU()
-        self.target = nn.Conv2d(6, 7, 3, padding=1)
-        self.act2 = nn.ReLU(inplace=inplace)
-        self.pool = nn.AdaptiveAvgPool2d((2, 3))
-        self.fc = nn.Linear(7 * 6, num_classes)
-        self.fail_after_target = fail_after_target
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+class TinyNet(SmallConvNet):
+    """The hidden checks' seeded CNN (any input size; ``target`` optionally followed by an
+    in-place ReLU), plus its head as a pure function for computing gradients independently."""
 
     def head(self, a: torch.Tensor) -> torch.Tensor:
         """Everything after the target layer, without in-place ops."""
         return self.fc(self.pool(torch.relu(a)).flatten(1))
 
-    def forward(self, x):
-        x = self.act2(self.target(self.act1(self.conv1(x))))
-        if self.fail_after_target:
-            raise RuntimeError("forward failed on purpose")
-        return self.fc(self.pool(x).flatten(1))
-
-
-def images(n=4, h=11, w=14, seed=1):
-    return torch.randn(n, 2, h, w, generator=torch.Generator().manual_seed(seed))
 
 
 # --------------------------------------------------------------------------- vs pytorch-grad-cam
