@@ -129,3 +129,29 @@ def test_source_notebook_executes_in_fast_mode():
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert re.search(r"\d+ passed", proc.stdout)
+
+
+def test_colab_install_provides_every_import_of_the_student_notebooks():
+    """In Colab the setup cell installs only the helper package: its declared dependencies
+    (plus the standard library) must cover every module a student notebook imports."""
+    import ast
+    import importlib.metadata as md
+    import tomllib
+
+    declared = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-")
+                for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    module_to_dists = md.packages_distributions()
+    for chapter in course.chapters(ROOT):
+        nb = nbformat.read(ROOT / "notebooks" / chapter / f"{chapter}.ipynb", as_version=4)
+        modules = set()
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Import):
+                    modules |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    modules.add(node.module.split(".")[0])
+        for module in sorted(modules - set(sys.stdlib_module_names) - {"gradcam_course"}):
+            dists = {d.lower().replace("_", "-") for d in module_to_dists.get(module, [])}
+            assert dists & declared, f"{chapter} imports {module} ({dists}), not a dependency in pyproject.toml"
