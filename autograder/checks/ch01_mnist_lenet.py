@@ -59,7 +59,7 @@ def assert_tensor(name, got, expected, atol=1e-5, hint=""):
         f"{name} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}. {hint}")
     got = got.detach().float().cpu()
     assert bool(torch.isfinite(got).all()), f"{name} contains NaN or inf. {hint}"
-    diff = float((got - expected.float()).abs().max())
+    diff = float((got - expected.detach().float().cpu()).abs().max())
     assert diff <= atol, f"{name} differs from the reference by {diff:.3g} (max abs). {hint}"
 
 

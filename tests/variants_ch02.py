@@ -1,0 +1,118 @@
+"""Student answers for chapter 2, right and wrong, keyed by the solution cell they replace."""
+
+VGG_BATCH1_FLATTEN = '''
+class VGGGradCAM(nn.Module):
+    def __init__(self, vgg):
+        super().__init__()
+        self.features_conv = vgg.features[:30]
+        self.max_pool = vgg.features[30]
+        self.avgpool = vgg.avgpool
+        self.classifier = vgg.classifier
+        self.gradients = None
+
+    def activations_hook(self, grad):
+        self.gradients = grad
+
+    def forward(self, x):
+        x = self.features_conv(x)
+        if x.requires_grad:
+            x.register_hook(self.activations_hook)
+        x = self.avgpool(self.max_pool(x))
+        return self.classifier(x.view((1, -1)))      # wrong: works for one image only
+
+    def get_activations_gradient(self):
+        return self.gradients
+
+    def get_activations(self, x):
+        return self.features_conv(x)
+'''
+
+OVERLAY_BGR = '''
+def overlay_heatmap(image, cam, alpha=0.4, colormap=cv2.COLORMAP_JET):
+    cam = np.asarray(cam.detach().cpu() if isinstance(cam, torch.Tensor) else cam, dtype=np.float32)
+    h, w = image.shape[:2]
+    heatmap = cv2.applyColorMap(np.uint8(255 * np.clip(cv2.resize(cam, (w, h)), 0, 1)), colormap)
+    # wrong: OpenCV's BGR heatmap blended into an RGB photo
+    return np.clip(alpha * heatmap + (1 - alpha) * image.astype(np.float32), 0, 255).astype(np.uint8)
+'''
+
+OVERLAY_ADDWEIGHTED = '''
+def overlay_heatmap(image, cam, alpha=0.4, colormap=cv2.COLORMAP_JET):
+    if isinstance(cam, torch.Tensor):
+        cam = cam.detach().cpu().numpy()
+    h, w = image.shape[:2]
+    cam = cv2.resize(cam.astype(np.float32), (w, h))
+    heatmap = cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * np.clip(cam, 0, 1)), colormap),
+                           cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(heatmap, alpha, image, 1 - alpha, 0)
+'''
+
+GUIDED_NO_CLAMP = '''
+def guided_backprop(model, images, class_idx=None):
+    x = images.detach().clone().requires_grad_(True)    # wrong: plain gradient, nothing clamped
+    logits = model(x)
+    idx = logits.argmax(1) if class_idx is None else torch.as_tensor(class_idx).reshape(-1)
+    (grad,) = torch.autograd.grad(logits.gather(1, idx[:, None]).sum(), x)
+    return grad
+'''
+
+GUIDED_HOOKS_LEFT = '''
+def guided_backprop(model, images, class_idx=None):
+    for m in model.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+            m.register_full_backward_hook(lambda mod, gin, gout: (gin[0].clamp(min=0),))
+    x = images.detach().clone().requires_grad_(True)
+    logits = model(x)
+    idx = logits.argmax(1) if class_idx is None else torch.as_tensor(class_idx).reshape(-1)
+    (grad,) = torch.autograd.grad(logits.gather(1, idx[:, None]).sum(), x)
+    return grad                                        # wrong: hooks stay, inplace not restored
+'''
+
+# Correct: a forward hook on every ReLU that routes its output through a function whose
+# backward clamps the gradient (the ReLU's own backward then masks by its input).
+GUIDED_FORWARD_HOOK_FUNCTION = '''
+class _ClampGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp(min=0)
+
+def guided_backprop(model, images, class_idx=None):
+    handles = [m.register_forward_hook(lambda mod, inp, out: _ClampGrad.apply(out))
+               for m in model.modules() if isinstance(m, nn.ReLU)]
+    try:
+        x = images.detach().clone().requires_grad_(True)
+        logits = model(x)
+        if class_idx is None:
+            idx = logits.argmax(1)
+        else:
+            idx = torch.as_tensor(class_idx).long().reshape(-1).expand(len(x))
+        (grad,) = torch.autograd.grad(logits[torch.arange(len(x)), idx].sum(), x)
+    finally:
+        for h in handles:
+            h.remove()
+    return grad
+'''
+
+EXERCISES = {
+    "vgg": {"test_vgg_logits", "test_vgg_gradients"},
+    "overlay": {"test_overlay"},
+    "counterfactual": {"test_counterfactual"},
+    "guided": {"test_guided_backprop", "test_guided_gradcam"},
+}
+
+WRONG = {
+    "batch1_flatten": ({"vgg_solution": VGG_BATCH1_FLATTEN}, "vgg", "test_vgg_logits"),
+    "overlay_bgr": ({"overlay_solution": OVERLAY_BGR}, "overlay", "test_overlay"),
+    "guided_no_clamp": ({"guided_solution": GUIDED_NO_CLAMP}, "guided", "test_guided_backprop"),
+    "guided_hooks_left": ({"guided_solution": GUIDED_HOOKS_LEFT}, "guided", "test_guided_backprop"),
+}
+
+CORRECT = {
+    "overlay_addweighted": {"overlay_solution": OVERLAY_ADDWEIGHTED},
+    "guided_forward_hook_function": {"guided_solution": GUIDED_FORWARD_HOOK_FUNCTION},
+}
