@@ -45,6 +45,8 @@ class ImageNetClassifier:
     std: tuple[float, float, float] = IMAGENET_STD
     size: int = 224
     categories: list[str] = field(default_factory=imagenet_categories)
+    #: two candidate Grad-CAM layers, finer (14×14) and coarser (7×7), for the layer-choice figure
+    layer_choices: dict[str, nn.Module] = field(default_factory=dict)
 
     def preprocess(self, images, size: tuple[int, int] | None = None) -> torch.Tensor:
         """uint8 RGB image(s), (H, W, 3) or a list of them → normalised (N, 3, H, W).
@@ -92,7 +94,9 @@ def load_vgg16() -> ImageNetClassifier:
 
     model = vgg16(weights=VGG16_Weights.IMAGENET1K_V1).eval()
     return ImageNetClassifier(model, "VGG16", model.features[29], "features[29] (relu5_3)",
-                              source="real")
+                              source="real", layer_choices={
+                                  "features[29], relu5_3 (14×14)": model.features[29],
+                                  "features[-1], last max-pool (7×7)": model.features[-1]})
 
 
 def load_efficientnet_lite0() -> ImageNetClassifier:
@@ -113,7 +117,9 @@ def load_efficientnet_lite0() -> ImageNetClassifier:
     # The TF-Lite recipe scales pixels to [-1, 1]; the last conv block's BatchNorm output is
     # the 7×7 map right before the final activation and pooling.
     return ImageNetClassifier(model, "EfficientNet-Lite0", model._bn1, "_bn1 (last conv block)",
-                              source="offline", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+                              source="offline", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                              layer_choices={"_blocks[10], last 14×14 block": model._blocks[10],
+                                             "_bn1, last conv block (7×7)": model._bn1})
 
 
 def load_imagenet_classifier(mode: str | None = None, verbose: bool = True) -> ImageNetClassifier:

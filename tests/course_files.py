@@ -56,8 +56,8 @@ def make_submission(release_nb, solutions: dict[str, str], replacements: dict[st
     return nb
 
 
-def write_submission(course_root: Path, student: str, nb) -> Path:
-    path = course_root / "submitted" / student / CHAPTER / f"{CHAPTER}.ipynb"
+def write_submission(course_root: Path, student: str, nb, chapter: str = CHAPTER) -> Path:
+    path = course_root / "submitted" / student / chapter / f"{chapter}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path

@@ -64,3 +64,10 @@ def test_bibliography_and_pages(html):
     assert "Selvaraju" in refs
     for page in ("intro", "setup", "instructors"):
         assert (html / "book" / f"{page}.html").is_file()
+
+
+def test_chapter_2_shows_a_trained_networks_maps_labelled_as_such(html):
+    page = (html / "book" / "chapters" / "02_vgg16_imagenet.html").read_text()
+    assert len(re.findall(r'<img[^>]+src="[^"]+\.png"', page)) >= 4
+    assert "OFFLINE fallback, EfficientNet-Lite0" in page
+    assert "Egyptian cat (0.79)" in page and "espresso (0.88)" in page

@@ -1,5 +1,5 @@
-"""nbgrader end to end, in a temporary course folder: generate, autograde a class of
-submissions (right, wrong, alternative and broken ones in one run), feedback, export."""
+"""nbgrader end to end, in a temporary course folder, per chapter: generate, autograde a class
+of submissions (right, wrong, alternative and broken ones in one run), feedback, export."""
 
 import csv
 import time
@@ -7,40 +7,67 @@ import time
 import nbformat
 import pytest
 
-import variants
-from course_files import (CHAPTER, make_submission, nbgrader, solution_code, temp_course,
-                          write_submission)
+import variants as variants_ch01
+import variants_ch02
+from course_files import make_submission, nbgrader, solution_code, temp_course, write_submission
 
-AUTO_POINTS = {"test_capture_values": 10, "test_capture_class_idx": 5, "test_capture_inplace": 5,
-               "test_capture_hygiene": 10, "test_weights": 10, "test_map": 10,
-               "test_upsample_values": 10, "test_upsample_edge_cases": 10}
-FULL = sum(AUTO_POINTS.values())
-TIMEOUT = 30  # per cell; the infinite loop costs one timeout
+CHAPTERS = {
+    "01_mnist_lenet": {
+        "variants": variants_ch01,
+        "points": {"test_capture_values": 10, "test_capture_class_idx": 5, "test_capture_inplace": 5,
+                   "test_capture_hygiene": 10, "test_weights": 10, "test_map": 10,
+                   "test_upsample_values": 10, "test_upsample_edge_cases": 10},
+        "hint": ("softmax_score", "raw logit"),
+    },
+    "02_vgg16_imagenet": {
+        "variants": variants_ch02,
+        "points": {"test_vgg_logits": 15, "test_vgg_gradients": 10, "test_overlay": 15,
+                   "test_counterfactual": 10, "test_guided_backprop": 15, "test_guided_gradcam": 5},
+        "hint": ("overlay_bgr", "COLOR_BGR2RGB"),
+    },
+}
+TIMEOUT = 30  # per cell; chapter 1's infinite loop costs one timeout
+
+
+def cases(kind):
+    return [(chapter, name) for chapter, spec in CHAPTERS.items()
+            for name in sorted(getattr(spec["variants"], kind, {}))]
 
 
 @pytest.fixture(scope="module")
-def graded(root, tmp_path_factory):
-    """Grade every submission in one `nbgrader autograde` run; return the per-cell scores."""
+def course(root, tmp_path_factory):
     course_dir = temp_course(root, tmp_path_factory.mktemp("course"))
-    nbgrader(["generate_assignment", CHAPTER, "--force"], course_dir)
-    release = nbformat.read(course_dir / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
-    source = nbformat.read(course_dir / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    return {"dir": course_dir, "graded": {}}
+
+
+@pytest.fixture
+def graded(course, request):
+    """Grade every submission of one chapter in one `nbgrader autograde` run (cached)."""
+    chapter = request.param
+    if chapter in course["graded"]:
+        return course["graded"][chapter]
+    course_dir, spec = course["dir"], CHAPTERS[chapter]
+    nbgrader(["generate_assignment", chapter, "--force"], course_dir)
+    release = nbformat.read(course_dir / "notebooks" / chapter / f"{chapter}.ipynb", as_version=4)
+    source = nbformat.read(course_dir / "solutions" / chapter / f"{chapter}.ipynb", as_version=4)
     solutions = solution_code(source)
+    v = spec["variants"]
 
     submissions = {"solution": make_submission(release, solutions),
-                   "untouched": nbformat.from_dict(release),
-                   "deleted_test_cell": make_submission(release, solutions, drop={"test_map"})}
-    for name, (replacements, *_rest) in {**variants.WRONG, **variants.FAULTS}.items():
+                   "untouched": nbformat.from_dict(release)}
+    if chapter == "01_mnist_lenet":
+        submissions["deleted_test_cell"] = make_submission(release, solutions, drop={"test_map"})
+    for name, (replacements, *_rest) in {**v.WRONG, **getattr(v, "FAULTS", {})}.items():
         submissions[name] = make_submission(release, solutions, replacements)
-    for name, replacements in variants.CORRECT.items():
+    for name, replacements in v.CORRECT.items():
         submissions[f"alt_{name}"] = make_submission(release, solutions, replacements)
     for student, nb in submissions.items():
-        write_submission(course_dir, student, nb)
+        write_submission(course_dir, student, nb, chapter)
 
     start = time.perf_counter()
-    run = nbgrader(["autograde", CHAPTER, f"--Execute.timeout={TIMEOUT}"], course_dir, check=False)
+    run = nbgrader(["autograde", chapter, f"--Execute.timeout={TIMEOUT}"], course_dir, check=False)
     seconds = time.perf_counter() - start
-    print(f"\nautograde: {len(submissions)} submissions in {seconds:.0f} s "
+    print(f"\nautograde {chapter}: {len(submissions)} submissions in {seconds:.0f} s "
           f"({seconds / len(submissions):.1f} s each)")
 
     from nbgrader.api import Gradebook
@@ -48,79 +75,91 @@ def graded(root, tmp_path_factory):
     scores = {}
     with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
         for student in submissions:
-            nb = gb.find_submission_notebook(CHAPTER, CHAPTER, student)
-            scores[student] = {g.name: g.auto_score for g in nb.grades if g.name in AUTO_POINTS}
-    return {"dir": course_dir, "scores": scores, "run": run, "students": list(submissions)}
+            nb = gb.find_submission_notebook(chapter, chapter, student)
+            scores[student] = {g.name: g.auto_score for g in nb.grades if g.name in spec["points"]}
+    result = {"chapter": chapter, "dir": course_dir, "scores": scores, "run": run,
+              "students": list(submissions), "spec": spec}
+    course["graded"][chapter] = result
+    return result
 
 
-def exercise_scores(scores, cells):
-    return {c: scores[c] for c in cells}
+def autograded_nb(graded, student):
+    chapter = graded["chapter"]
+    return nbformat.read(graded["dir"] / "autograded" / student / chapter / f"{chapter}.ipynb",
+                         as_version=4)
 
 
+@pytest.mark.parametrize("graded", list(CHAPTERS), indirect=True)
 def test_run_grades_every_submission(graded):
+    chapter = graded["chapter"]
     for student in graded["students"]:
-        assert (graded["dir"] / "autograded" / student / CHAPTER / f"{CHAPTER}.ipynb").is_file(), (
+        assert (graded["dir"] / "autograded" / student / chapter / f"{chapter}.ipynb").is_file(), (
             f"{student} was not graded:\n{graded['run'].stdout[-3000:]}{graded['run'].stderr[-3000:]}")
 
 
+@pytest.mark.parametrize("graded", list(CHAPTERS), indirect=True)
 def test_solution_gets_all_automatic_points(graded):
-    assert graded["scores"]["solution"] == AUTO_POINTS
+    assert graded["scores"]["solution"] == graded["spec"]["points"]
 
 
+@pytest.mark.parametrize("graded", list(CHAPTERS), indirect=True)
 def test_untouched_student_notebook_gets_zero(graded):
-    assert graded["scores"]["untouched"] == {c: 0 for c in AUTO_POINTS}
+    assert graded["scores"]["untouched"] == {c: 0 for c in graded["spec"]["points"]}
 
 
-@pytest.mark.parametrize("name", sorted(variants.WRONG))
+@pytest.mark.parametrize("graded,name", cases("WRONG"), indirect=["graded"])
 def test_wrong_answer_loses_only_its_exercise(graded, name):
-    _, exercise, must_fail = variants.WRONG[name]
+    v, points = graded["spec"]["variants"], graded["spec"]["points"]
+    _, exercise, must_fail = v.WRONG[name]
     scores = graded["scores"][name]
     assert scores[must_fail] == 0
-    others = set(AUTO_POINTS) - variants.EXERCISES[exercise]
-    assert {c: scores[c] for c in others} == {c: AUTO_POINTS[c] for c in others}
+    others = set(points) - v.EXERCISES[exercise]
+    assert {c: scores[c] for c in others} == {c: points[c] for c in others}
 
 
-@pytest.mark.parametrize("name", sorted(variants.CORRECT))
+@pytest.mark.parametrize("graded,name", cases("CORRECT"), indirect=["graded"])
 def test_correct_alternative_keeps_full_points(graded, name):
-    assert graded["scores"][f"alt_{name}"] == AUTO_POINTS
+    assert graded["scores"][f"alt_{name}"] == graded["spec"]["points"]
 
 
-@pytest.mark.parametrize("name", sorted(variants.FAULTS))
+@pytest.mark.parametrize("graded,name", cases("FAULTS"), indirect=["graded"])
 def test_broken_submission_is_graded_and_contained(graded, name):
-    _, exercise = variants.FAULTS[name]
+    v, points = graded["spec"]["variants"], graded["spec"]["points"]
+    _, exercise = v.FAULTS[name]
     scores = graded["scores"][name]
-    lost = variants.EXERCISES[exercise]
+    lost = v.EXERCISES[exercise]
     assert {c: scores[c] for c in lost} == {c: 0 for c in lost}
-    assert {c: scores[c] for c in set(AUTO_POINTS) - lost} == \
-        {c: AUTO_POINTS[c] for c in set(AUTO_POINTS) - lost}
+    assert {c: scores[c] for c in set(points) - lost} == {c: points[c] for c in set(points) - lost}
 
 
+@pytest.mark.parametrize("graded", ["01_mnist_lenet"], indirect=True)
 def test_deleted_test_cell_is_restored_and_graded(graded):
-    scores = graded["scores"]["deleted_test_cell"]
-    assert scores == AUTO_POINTS  # the cell is put back and the (correct) function passes it
-    nb = nbformat.read(graded["dir"] / "autograded" / "deleted_test_cell" / CHAPTER / f"{CHAPTER}.ipynb",
-                       as_version=4)
+    assert graded["scores"]["deleted_test_cell"] == graded["spec"]["points"]
+    nb = autograded_nb(graded, "deleted_test_cell")
     assert any(c.metadata.get("nbgrader", {}).get("grade_id") == "test_map" for c in nb.cells)
 
 
+@pytest.mark.parametrize("graded", ["01_mnist_lenet"], indirect=True)
 def test_infinite_loop_was_cut_by_the_cell_timeout(graded):
-    nb = nbformat.read(graded["dir"] / "autograded" / "infinite_loop" / CHAPTER / f"{CHAPTER}.ipynb",
-                       as_version=4)
+    nb = autograded_nb(graded, "infinite_loop")
     (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_weights"]
     errors = [o for o in cell.outputs if o.output_type == "error"]
     assert errors and errors[0].ename in {"KeyboardInterrupt", "CellTimeoutError"}
 
 
+@pytest.mark.parametrize("graded", list(CHAPTERS), indirect=True)
 def test_feedback_and_export(graded):
-    course_dir = graded["dir"]
-    nbgrader(["generate_feedback", CHAPTER], course_dir)
-    html = course_dir / "feedback" / "softmax_score" / CHAPTER / f"{CHAPTER}.html"
-    text = html.read_text()
-    assert "raw logit" in text  # the hidden check's hint reaches the student
-    nbgrader(["export", "--to", str(course_dir / "grades.csv")], course_dir)
-    with open(course_dir / "grades.csv") as f:
-        rows = {r["student_id"]: r for r in csv.DictReader(f)}
-    assert set(graded["students"]) <= set(rows)
-    assert float(rows["solution"]["raw_score"]) == FULL
-    assert float(rows["untouched"]["raw_score"]) == 0
-    assert float(rows["solution"]["max_score"]) == 100
+    course_dir, chapter = graded["dir"], graded["chapter"]
+    student, hint = graded["spec"]["hint"]
+    nbgrader(["generate_feedback", chapter], course_dir)
+    html = course_dir / "feedback" / student / chapter / f"{chapter}.html"
+    assert hint in html.read_text()  # the hidden check's hint reaches the student
+    out = course_dir / f"grades_{chapter}.csv"
+    nbgrader(["export", "--to", str(out)], course_dir)
+    with open(out) as f:
+        rows = {(r["assignment"], r["student_id"]): r for r in csv.DictReader(f)}
+    full = sum(graded["spec"]["points"].values())
+    assert {(chapter, s) for s in graded["students"]} <= set(rows)
+    assert float(rows[(chapter, "solution")]["raw_score"]) == full
+    assert float(rows[(chapter, "untouched")]["raw_score"]) == 0
+    assert float(rows[(chapter, "solution")]["max_score"]) == 100

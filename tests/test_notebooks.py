@@ -13,10 +13,15 @@ import pytest
 from jupytext.compare import compare_notebooks
 
 from gradcam_course import course
-from course_files import CHAPTER, nbgrader, solution_code, temp_course
+from course_files import nbgrader, solution_code, temp_course
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = sorted(p for folder in ("solutions", "notebooks") for p in (ROOT / folder).glob("*/*.ipynb"))
+CHAPTERS = course.chapters(ROOT)
+
+
+def source_nb(chapter):
+    return nbformat.read(ROOT / "solutions" / chapter / f"{chapter}.ipynb", as_version=4)
 
 
 def test_every_chapter_has_a_source_and_a_student_pair():
@@ -39,14 +44,21 @@ def test_notebooks_committed_without_outputs(ipynb):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
-def test_student_files_leak_no_solution_and_no_hidden_test():
-    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_student_files_leak_no_solution_and_no_hidden_test(chapter):
+    source = source_nb(chapter)
     # Every distinctive line of the reference solutions, and the hidden tests' markers and calls.
+    # What the statement itself shows (markdown, given code) is public; the rest is secret.
+    public = "\n".join(c.source for c in source.cells
+                       if not c.metadata.get("nbgrader", {}).get("solution"))
     secrets = {line.strip() for code in solution_code(source).values() for line in code.splitlines()
-               if len(line.strip()) > 30 and not line.strip().startswith("def ")}
+               if len(line.strip()) > 30 and not line.strip().startswith("def ")
+               and line.strip() not in public}
     secrets |= {"BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "load_checks", "check_capture"}
-    assert len(secrets) > 10
-    files = [p for p in (ROOT / "notebooks").rglob("*") if p.is_file()]
+    assert len(secrets) > 8
+    # Later chapters give earlier chapters' solutions as tools (chapter 2 has a compact
+    # Grad-CAM); the instructor guide says to release them after the earlier deadline.
+    files = [p for p in (ROOT / "notebooks" / chapter).rglob("*") if p.is_file()]
     assert files
     for path in files:
         text = path.read_text()
@@ -68,28 +80,31 @@ def test_repository_url_is_configured_once():
     assert others == []
 
 
-def test_colab_badge_opens_the_student_notebook():
-    link = course.colab_url(ROOT, CHAPTER)
-    assert link.endswith(f"/notebooks/{CHAPTER}/{CHAPTER}.ipynb")
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_colab_badge_opens_the_student_notebook(chapter):
+    link = course.colab_url(ROOT, chapter)
+    assert link.endswith(f"/notebooks/{chapter}/{chapter}.ipynb")
     assert link.startswith("https://colab.research.google.com/github/")
 
 
-def test_committed_student_notebook_equals_a_fresh_generation(tmp_path):
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_committed_student_notebook_equals_a_fresh_generation(tmp_path, chapter):
     tmp = temp_course(ROOT, tmp_path / "course")
     for folder in (tmp / "notebooks").iterdir():
         if folder.is_dir():
             for f in folder.iterdir():
                 f.unlink()
-    nbgrader(["generate_assignment", CHAPTER, "--force"], tmp)
-    fresh = nbformat.read(tmp / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
-    committed = nbformat.read(ROOT / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    nbgrader(["generate_assignment", chapter, "--force"], tmp)
+    fresh = nbformat.read(tmp / "notebooks" / chapter / f"{chapter}.ipynb", as_version=4)
+    committed = nbformat.read(ROOT / "notebooks" / chapter / f"{chapter}.ipynb", as_version=4)
     assert fresh == committed, "notebooks/ is stale: run `gradcam-course release`"
-    assert sorted(p.name for p in (tmp / "notebooks" / CHAPTER).iterdir()) == [f"{CHAPTER}.ipynb"], \
+    assert sorted(p.name for p in (tmp / "notebooks" / chapter).iterdir()) == [f"{chapter}.ipynb"], \
         "nbgrader copied extra files (the solution .py?) into the release"
 
 
-def test_book_page_removes_hidden_tests_and_folds_solutions():
-    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_book_page_removes_hidden_tests_and_folds_solutions(chapter):
+    source = source_nb(chapter)
     page = course.book_page(source)
     text = "\n".join(c["source"] for c in page["cells"])
     assert "HIDDEN TESTS" not in text and "load_checks" not in text
@@ -100,18 +115,20 @@ def test_book_page_removes_hidden_tests_and_folds_solutions():
     assert len(page["cells"]) == len(source.cells)
 
 
-def test_points_add_up_to_100():
-    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_points_add_up_to_100(chapter):
+    source = source_nb(chapter)
     points = [c.metadata["nbgrader"]["points"] for c in source.cells
               if c.metadata.get("nbgrader", {}).get("grade")]
     assert sum(points) == 100
 
 
-def test_graded_cells_end_with_a_statement():
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_graded_cells_end_with_a_statement(chapter):
     """nbgrader reads a numeric last expression of a test cell as partial credit."""
     import ast
 
-    source = nbformat.read(ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    source = source_nb(chapter)
     for cell in source.cells:
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("grade"):
@@ -119,11 +136,12 @@ def test_graded_cells_end_with_a_statement():
             assert not isinstance(last, ast.Expr) or isinstance(last.value, ast.Call), meta["grade_id"]
 
 
-def test_source_notebook_executes_in_fast_mode():
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_source_notebook_executes_in_fast_mode(chapter):
     """nbval (lax): every cell of the solution notebook, hidden tests included, runs without error."""
     env = dict(os.environ, GRADCAM_COURSE_FAST="1", GRADCAM_COURSE_DATA="offline")
     env.pop("GRADCAM_COURSE_ROOT", None)
-    nb = ROOT / "solutions" / CHAPTER / f"{CHAPTER}.ipynb"
+    nb = ROOT / "solutions" / chapter / f"{chapter}.ipynb"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "--nbval-lax", str(nb)], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)

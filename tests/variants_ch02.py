@@ -69,22 +69,18 @@ def guided_backprop(model, images, class_idx=None):
     return grad                                        # wrong: hooks stay, inplace not restored
 '''
 
-# Correct: a forward hook on every ReLU that routes its output through a function whose
-# backward clamps the gradient (the ReLU's own backward then masks by its input).
-GUIDED_FORWARD_HOOK_FUNCTION = '''
-class _ClampGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.clamp(min=0)
-
+# Correct: full backward hooks on the ReLUs, with in-place switched off during the call and
+# restored afterwards (a backward hook cannot sit on a module that modifies its input in place).
+GUIDED_FULL_BACKWARD_HOOKS = '''
 def guided_backprop(model, images, class_idx=None):
-    handles = [m.register_forward_hook(lambda mod, inp, out: _ClampGrad.apply(out))
-               for m in model.modules() if isinstance(m, nn.ReLU)]
+    relus = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    flags = [m.inplace for m in relus]
+    handles = []
     try:
+        for m in relus:
+            m.inplace = False
+            handles.append(m.register_full_backward_hook(
+                lambda module, grad_input, grad_output: (grad_input[0].clamp(min=0),)))
         x = images.detach().clone().requires_grad_(True)
         logits = model(x)
         if class_idx is None:
@@ -95,6 +91,8 @@ def guided_backprop(model, images, class_idx=None):
     finally:
         for h in handles:
             h.remove()
+        for m, flag in zip(relus, flags):
+            m.inplace = flag
     return grad
 '''
 
@@ -114,5 +112,5 @@ WRONG = {
 
 CORRECT = {
     "overlay_addweighted": {"overlay_solution": OVERLAY_ADDWEIGHTED},
-    "guided_forward_hook_function": {"guided_solution": GUIDED_FORWARD_HOOK_FUNCTION},
+    "guided_full_backward_hooks": {"guided_solution": GUIDED_FULL_BACKWARD_HOOKS},
 }

@@ -61,18 +61,29 @@ def counterfactual_map(activations: torch.Tensor, gradients: torch.Tensor) -> to
     return gradcam_map(activations, (-gradients).mean(dim=(2, 3)))
 
 
+class _PositiveGradient(torch.autograd.Function):
+    """Identity forward; backward lets only positive gradients through."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp(min=0)
+
+
 def guided_backprop(model: nn.Module, images: torch.Tensor, class_idx=None) -> torch.Tensor:
-    """Gradient of the class logit w.r.t. the input, where every ReLU passes back only
-    positive gradients, and only where its forward input was positive → (N, C, H, W)."""
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    # A backward hook cannot sit on a module whose input is modified in place.
-    inplace = [m.inplace for m in relus]
-    handles = []
+    """Gradient of the class logit w.r.t. the input, where every ReLU (or ReLU6) passes back
+    only positive gradients, and only where its forward input was positive → (N, C, H, W).
+
+    A forward hook routes each ReLU's output through ``_PositiveGradient``; the ReLU's own
+    backward then masks by its input. Unlike a full backward hook this works with in-place
+    ReLUs and with a ReLU module called more than once (EfficientNet reuses them).
+    """
+    handles = [m.register_forward_hook(lambda module, inputs, output: _PositiveGradient.apply(output))
+               for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
     try:
-        for m in relus:
-            m.inplace = False
-            handles.append(m.register_full_backward_hook(
-                lambda module, grad_input, grad_output: (grad_input[0].clamp(min=0),)))
         with torch.enable_grad():
             x = images.detach().clone().requires_grad_(True)
             logits = model(x)
@@ -81,8 +92,6 @@ def guided_backprop(model: nn.Module, images: torch.Tensor, class_idx=None) -> t
     finally:
         for h in handles:
             h.remove()
-        for m, flag in zip(relus, inplace):
-            m.inplace = flag
     return grad.detach()
 
 
