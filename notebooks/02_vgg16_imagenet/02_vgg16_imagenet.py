@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradcam_course import setup
-from gradcam_course.imagenet import load_imagenet_classifier, sample_photos, side_by_side
+from gradcam_course.imagenet import load_image, load_imagenet_classifier, sample_photos, side_by_side
 
 device = setup(seed=0)
 
@@ -217,6 +217,33 @@ for ax in axes.flat:
     ax.axis("off")
 fig.suptitle(f"{classifier.name}: Grad-CAM of the top-3 classes at {classifier.target_layer_name}")
 plt.show()
+
+# %% [markdown]
+# ### Your own photo
+#
+# In Colab, set `UPLOAD = True` and run the cell to pick an image from your computer; elsewhere
+# set `MY_IMAGE` to the path of a file. The cell shows its top-3 classes and their maps.
+
+# %%
+UPLOAD = False
+MY_IMAGE = None  # for example "my_dog.jpg"
+if UPLOAD and "google.colab" in sys.modules:
+    from google.colab import files
+    MY_IMAGE = next(iter(files.upload()))
+if MY_IMAGE:
+    mine = load_image(MY_IMAGE)
+    x_mine = classifier.preprocess(mine).to(device)
+    with torch.no_grad():
+        top = classifier.top_classes(model(x_mine), k=3)[0]
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3), layout="constrained")
+    axes[0].imshow(mine)
+    axes[0].set_title(str(MY_IMAGE))
+    for ax, (idx, label, p) in zip(axes[1:], top):
+        ax.imshow(overlay_heatmap(mine, grad_cam(model, classifier.target_layer, x_mine, idx)[0].cpu()))
+        ax.set_title(f"{label} ({p:.2f})", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    plt.show()
 
 # %% [markdown]
 # ### Two objects, two maps
