@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import lightning as L
 import numpy as np
@@ -23,6 +24,7 @@ from .runtime import fast_mode
 MODE_ENV = "GRADCAM_COURSE_DATA"
 DIR_ENV = "GRADCAM_COURSE_DATA_DIR"
 MODES = ("auto", "real", "offline")
+T = TypeVar("T")
 
 
 def resolve_mode(mode: str | None = None) -> str:
@@ -123,26 +125,33 @@ def load_offline_digits(seed: int = 0) -> DigitSplits:
     )
 
 
+def real_or_offline(mode: str | None, load_real: Callable[[], T], load_offline: Callable[[], T],
+                    what: str, advice: str) -> tuple[T, str]:
+    """The one fallback rule of every loader in the course.
+
+    Returns ``(result, reason)``; ``reason`` is empty when the real source was used and says
+    why otherwise. In ``real`` mode a failure is an error that ends with ``advice``.
+    """
+    mode = resolve_mode(mode)
+    if mode == "offline":
+        return load_offline(), f"{MODE_ENV}=offline"
+    try:
+        return load_real(), ""
+    except Exception as err:  # no network, blocked mirror, corrupt files...
+        if mode == "real":
+            raise RuntimeError(f"Could not load {what}: {err}. {advice}") from err
+        detail = " ".join(str(err).split())
+        return load_offline(), f"{what} could not be downloaded ({type(err).__name__}: {detail[:160]})"
+
+
 def load_digit_splits(mode: str | None = None, root: str | os.PathLike | None = None,
                       seed: int = 0, verbose: bool = True) -> DigitSplits:
     """MNIST when reachable, otherwise scikit-learn digits; prints which and why."""
-    mode = resolve_mode(mode)
-    reason = f"{MODE_ENV}=offline" if mode == "offline" else ""
-    splits = None
-    if mode in ("auto", "real"):
-        try:
-            splits = load_real_mnist(root, seed=seed)
-        except Exception as err:  # no network, blocked mirror, corrupt files...
-            if mode == "real":
-                raise RuntimeError(
-                    f"Could not load MNIST into {data_dir(root)}: {err}. Check the internet "
-                    f"connection, or place the four MNIST files in {data_dir(root) / 'MNIST' / 'raw'}, "
-                    f"or use mode='offline' for scikit-learn's digits."
-                ) from err
-            detail = " ".join(str(err).split())
-            reason = f"MNIST could not be downloaded ({type(err).__name__}: {detail[:160]})"
-    if splits is None:
-        splits = load_offline_digits(seed=seed)
+    splits, reason = real_or_offline(
+        mode, lambda: load_real_mnist(root, seed=seed), lambda: load_offline_digits(seed=seed),
+        what="MNIST",
+        advice=f"Check the internet connection, or place the four MNIST files in "
+               f"{data_dir(root) / 'MNIST' / 'raw'}, or use mode='offline' for scikit-learn's digits.")
     if verbose:
         if splits.source == "mnist":
             print(banner("Data: MNIST (real)", splits.description))

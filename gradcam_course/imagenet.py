@@ -18,10 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import banner, resolve_mode
+from .data import banner, real_or_offline
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """(H, W, 3) uint8 → (1, 3, *size) float in [0, 255], antialiased bilinear."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float()[None]  # a copy: photos may be read-only
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
 def imagenet_categories() -> list[str]:
@@ -64,9 +70,7 @@ class ImageNetClassifier:
                     f"Expected an RGB uint8 image of shape (H, W, 3), got {image.dtype} "
                     f"{image.shape}; load photos with gradcam_course.imagenet.load_image()."
                 )
-            x = torch.from_numpy(image.copy()).permute(2, 0, 1).float().div_(255.0)[None]
-            batch.append(F.interpolate(x, size=size, mode="bilinear",
-                                       align_corners=False, antialias=True))
+            batch.append(resize_rgb(image, size).div_(255.0))
         x = torch.cat(batch)
         mean = torch.tensor(self.mean)[:, None, None]
         std = torch.tensor(self.std)[:, None, None]
@@ -124,22 +128,10 @@ def load_efficientnet_lite0() -> ImageNetClassifier:
 
 def load_imagenet_classifier(mode: str | None = None, verbose: bool = True) -> ImageNetClassifier:
     """VGG16 when its weights can be had, else EfficientNet-Lite0; prints which and why."""
-    mode = resolve_mode(mode)
-    reason = "GRADCAM_COURSE_DATA=offline" if mode == "offline" else ""
-    classifier = None
-    if mode in ("auto", "real"):
-        try:
-            classifier = load_vgg16()
-        except Exception as err:
-            if mode == "real":
-                raise RuntimeError(
-                    f"Could not load VGG16's ImageNet weights ({err}). Check the internet "
-                    "connection or TORCH_HOME, or use mode='offline' for EfficientNet-Lite0."
-                ) from err
-            detail = " ".join(str(err).split())
-            reason = f"VGG16 weights could not be downloaded ({type(err).__name__}: {detail[:160]})"
-    if classifier is None:
-        classifier = load_efficientnet_lite0()
+    classifier, reason = real_or_offline(
+        mode, load_vgg16, load_efficientnet_lite0, what="VGG16 weights",
+        advice="Check the internet connection or TORCH_HOME, or use mode='offline' for "
+               "EfficientNet-Lite0.")
     if verbose:
         if classifier.source == "real":
             print(banner("Model: VGG16, ImageNet weights (real)",
@@ -177,11 +169,8 @@ def center_square(image: np.ndarray) -> np.ndarray:
 def side_by_side(left: np.ndarray, right: np.ndarray, size: int = 224) -> np.ndarray:
     """Two photos, centre-cropped to squares of ``size`` pixels, next to each other:
     a (size, 2·size, 3) uint8 image with one object in each half."""
-    halves = []
-    for image in (left, right):
-        x = torch.from_numpy(center_square(image).copy()).permute(2, 0, 1).float()[None]
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-        halves.append(x[0].permute(1, 2, 0).clamp(0, 255).round().byte().numpy())
+    halves = [resize_rgb(center_square(image), (size, size))[0].permute(1, 2, 0)
+              .clamp(0, 255).round().byte().numpy() for image in (left, right)]
     return np.concatenate(halves, axis=1)
 
 
