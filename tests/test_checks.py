@@ -1,76 +1,112 @@
-"""The hidden checks of chapter 1, run directly (no nbgrader): the reference passes all of
-them, each wrong answer fails exactly the checks of its exercise, each alternative passes."""
+"""The hidden checks of every chapter, run directly (no nbgrader).
 
+Which check grades which test cell is read from the source notebook's hidden tests, and the
+student's functions are the notebook's own solution cells, with one cell swapped for a variant:
+the solution passes every check, each wrong answer fails checks of its own exercise only, and
+each correct alternative passes all of them.
+"""
+
+import importlib
+import re
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from autograder.checks import ch01_mnist_lenet as checks
-from autograder.reference import gradcam as ref
-import variants
+import variants as variants_ch01
+import variants_ch02
+from course_files import grade_id, solution_code
 
-# grade_id of a test cell → (check function, the student function it tests)
-CELLS = {
-    "test_capture_values": (checks.check_capture_values, "capture_activations_and_gradients"),
-    "test_capture_class_idx": (checks.check_capture_class_idx, "capture_activations_and_gradients"),
-    "test_capture_inplace": (checks.check_capture_inplace, "capture_activations_and_gradients"),
-    "test_capture_hygiene": (checks.check_capture_hygiene, "capture_activations_and_gradients"),
-    "test_weights": (checks.check_weights, "gradcam_weights"),
-    "test_map": (checks.check_map, "gradcam_map"),
-    "test_upsample_values": (checks.check_upsample_values, "upsample_and_normalize"),
-    "test_upsample_edge_cases": (checks.check_upsample_edge_cases, "upsample_and_normalize"),
-}
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = {"01_mnist_lenet": variants_ch01, "02_vgg16_imagenet": variants_ch02}
+# What the chapters import before their solution cells.
+IMPORTS = "import cv2\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+HIDDEN_CALL = re.compile(r'load_checks\("(\w+)"\)\.(\w+)\((\w+)\)')
 
 
-def student_namespace(replacements: dict[str, str]) -> dict:
-    ns = {"torch": torch, "F": F, "nn": nn,
-          "capture_activations_and_gradients": ref.capture_activations_and_gradients,
-          "gradcam_weights": ref.gradcam_weights, "gradcam_map": ref.gradcam_map,
-          "upsample_and_normalize": ref.upsample_and_normalize}
-    for code in replacements.values():
-        variants.define(code, ns)
+def source(chapter):
+    return nbformat.read(ROOT / "solutions" / chapter / f"{chapter}.ipynb", as_version=4)
+
+
+def graded_cells(chapter) -> dict[str, tuple]:
+    """grade_id → (check function, name of the student function it is called with)."""
+    cells = {}
+    for cell in source(chapter).cells:
+        for module, check, function in HIDDEN_CALL.findall(cell.source):
+            checks = importlib.import_module(f"autograder.checks.{module}")
+            cells[grade_id(cell)] = (getattr(checks, check), function)
+    return cells
+
+
+def student_namespace(chapter, replacements: dict[str, str]) -> dict:
+    ns: dict = {}
+    exec(IMPORTS, ns)
+    for gid, code in solution_code(source(chapter)).items():
+        exec(compile(replacements.get(gid, code), f"<{gid}>", "exec"), ns)
     return ns
 
 
-def failing_cells(ns: dict) -> set[str]:
+def failing_cells(chapter, ns) -> set[str]:
     failed = set()
-    for cell, (check, name) in CELLS.items():
+    for cell, (check, function) in graded_cells(chapter).items():
         try:
-            check(ns[name])
-        except AssertionError:
+            check(ns[function])
+        except Exception:  # in a graded cell any error scores 0
             failed.add(cell)
     return failed
 
 
-def test_reference_passes_every_check():
-    assert failing_cells(student_namespace({})) == set()
+def cases(kind):
+    return [(chapter, name) for chapter, v in VARIANTS.items() for name in sorted(getattr(v, kind))]
 
 
-@pytest.mark.parametrize("name", sorted(variants.WRONG))
-def test_wrong_answer_fails_only_its_exercise(name):
-    replacements, exercise, must_fail = variants.WRONG[name]
-    failed = failing_cells(student_namespace(replacements))
+@pytest.mark.parametrize("chapter", VARIANTS)
+def test_every_hidden_test_calls_a_check(chapter):
+    graded = {grade_id(c) for c in source(chapter).cells
+              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
+    assert set(graded_cells(chapter)) == graded
+    assert set().union(*VARIANTS[chapter].EXERCISES.values()) == graded
+
+
+@pytest.mark.parametrize("chapter", VARIANTS)
+def test_solution_passes_every_check(chapter):
+    assert failing_cells(chapter, student_namespace(chapter, {})) == set()
+
+
+@pytest.mark.parametrize("chapter,name", cases("WRONG"))
+def test_wrong_answer_fails_only_its_exercise(chapter, name):
+    v = VARIANTS[chapter]
+    replacements, exercise, must_fail = v.WRONG[name]
+    failed = failing_cells(chapter, student_namespace(chapter, replacements))
     assert must_fail in failed
-    assert failed <= variants.EXERCISES[exercise], f"other exercises lost points: {failed}"
+    assert failed <= v.EXERCISES[exercise], f"other exercises lost points: {failed}"
 
 
-@pytest.mark.parametrize("name", sorted(variants.CORRECT))
-def test_correct_alternative_passes(name):
-    assert failing_cells(student_namespace(variants.CORRECT[name])) == set()
+@pytest.mark.parametrize("chapter,name", cases("CORRECT"))
+def test_correct_alternative_passes(chapter, name):
+    ns = student_namespace(chapter, VARIANTS[chapter].CORRECT[name])
+    assert failing_cells(chapter, ns) == set()
 
 
 def test_failure_messages_point_at_the_mistake():
-    ns = student_namespace(variants.WRONG["no_relu"][0])
+    from autograder.checks import ch01_mnist_lenet as ch01, ch02_vgg16_imagenet as ch02
+
+    ns = student_namespace("01_mnist_lenet", variants_ch01.WRONG["no_relu"][0])
     with pytest.raises(AssertionError, match="ReLU"):
-        checks.check_map(ns["gradcam_map"])
-    ns = student_namespace(variants.WRONG["hook_left_registered"][0])
+        ch01.check_map(ns["gradcam_map"])
+    ns = student_namespace("01_mnist_lenet", variants_ch01.WRONG["hook_left_registered"][0])
     with pytest.raises(AssertionError, match="handle.remove"):
-        checks.check_capture_hygiene(ns["capture_activations_and_gradients"])
+        ch01.check_capture_hygiene(ns["capture_activations_and_gradients"])
+    ns = student_namespace("02_vgg16_imagenet", variants_ch02.WRONG["overlay_bgr"][0])
+    with pytest.raises(AssertionError, match="COLOR_BGR2RGB"):
+        ch02.check_overlay(ns["overlay_heatmap"])
 
 
 def test_a_lying_return_value_is_not_accepted():
     """An object that claims equality with anything must not pass as a tensor."""
+    from autograder.checks import ch01_mnist_lenet as checks
 
     class AlwaysEqual(torch.Tensor):
         def __eq__(self, other):
@@ -81,3 +117,17 @@ def test_a_lying_return_value_is_not_accepted():
 
     with pytest.raises(AssertionError, match="torch.Tensor"):
         checks.check_weights(weights)
+
+
+def test_vgg_surgery_matches_torchvision_vgg16_layout():
+    """The reference wrapper on the real VGG16 architecture (untrained) gives its logits."""
+    from torchvision.models import vgg16
+
+    from autograder.reference import vgg as ref
+
+    torch.manual_seed(0)
+    model = vgg16(weights=None).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ref.VGGGradCAM(model)(x), model(x))
+    assert isinstance(model.features[29], nn.ReLU) and isinstance(model.features[30], nn.MaxPool2d)

@@ -212,8 +212,3 @@ FAULTS = {
     "infinite_loop": ({"weights_solution": WEIGHTS_INFINITE_LOOP}, "weights"),
 }
 
-
-def define(code: str, namespace: dict) -> dict:
-    """Execute a variant's source in a namespace that has what the notebook imports."""
-    exec(compile(code, "<variant>", "exec"), namespace)
-    return namespace

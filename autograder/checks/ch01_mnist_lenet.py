@@ -8,6 +8,7 @@ import warnings
 import torch
 from torch import nn
 
+from autograder.checks.common import assert_tensor, hook_count
 from autograder.reference import gradcam as ref
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
@@ -51,24 +52,6 @@ def _mixed_classes(model, x):
     with torch.no_grad():
         pred = model(x).argmax(1)
     return [(int(p) + 1 + i) % 5 for i, p in enumerate(pred)]
-
-
-def assert_tensor(name, got, expected, atol=1e-5, hint=""):
-    assert type(got) is torch.Tensor, f"{name} must be a torch.Tensor, got {type(got).__name__}."
-    assert tuple(got.shape) == tuple(expected.shape), (
-        f"{name} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}. {hint}")
-    got = got.detach().float().cpu()
-    assert bool(torch.isfinite(got).all()), f"{name} contains NaN or inf. {hint}"
-    diff = float((got - expected.detach().float().cpu()).abs().max())
-    assert diff <= atol, f"{name} differs from the reference by {diff:.3g} (max abs). {hint}"
-
-
-def _hook_count(model):
-    count = 0
-    for m in model.modules():
-        count += len(m._forward_hooks) + len(m._forward_pre_hooks)
-        count += len(m._backward_hooks) + len(getattr(m, "_backward_pre_hooks", {}))
-    return count
 
 
 def _unpack(result, what="capture_activations_and_gradients"):
@@ -131,8 +114,8 @@ def check_capture_hygiene(capture):
     model = SmallConvNet(seed=7).eval()
     x = images(n=3, seed=8)
     _unpack(capture(model, model.target, x, None))
-    assert _hook_count(model) == 0, (
-        f"{_hook_count(model)} hook(s) are still registered after the call: keep each handle and "
+    assert hook_count(model) == 0, (
+        f"{hook_count(model)} hook(s) are still registered after the call: keep each handle and "
         "call handle.remove() (in a finally block).")
     assert all(p.grad is None for p in model.parameters()), (
         "Parameter .grad was filled: use torch.autograd.grad with respect to the activation "
@@ -148,7 +131,7 @@ def check_capture_hygiene(capture):
         capture(broken, broken.target, x, None)
     except Exception:
         pass
-    assert _hook_count(broken) == 0, (
+    assert hook_count(broken) == 0, (
         "Hooks stay registered when the model's forward raises: remove them in a finally block.")
 
 

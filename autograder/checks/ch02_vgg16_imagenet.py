@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from autograder.checks.ch01_mnist_lenet import assert_tensor, _hook_count
+from autograder.checks.common import assert_tensor, hook_count
 from autograder.reference import vgg as ref
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
@@ -131,7 +131,7 @@ def check_guided_backprop(guided_backprop):
     assert_tensor("guided backprop", got, expected, atol=1e-6,
                   hint="Each ReLU passes back only positive gradients (clamp(min=0)), and only "
                        "where its forward input was positive.")
-    assert _hook_count(vgg) == 0, "Hooks are still registered on the model's ReLUs: remove them."
+    assert hook_count(vgg) == 0, "Hooks are still registered on the model's ReLUs: remove them."
     assert all(m.inplace for m in vgg.modules() if isinstance(m, nn.ReLU)), (
         "Restore the ReLUs' inplace flag after the call.")
     assert all(p.grad is None for p in vgg.parameters()), (
