@@ -112,3 +112,19 @@ def plot_training_curves(history: Sequence[dict], title: str = "Training"):
         ax.legend()
     fig.suptitle(title)
     return fig
+
+
+def plot_confusion(y_true, y_pred, classes: Sequence[str], title: str = "Confusion matrix"):
+    """Counts of (true, predicted) pairs, rows = truth, with the counts written in the cells."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    k = len(classes)
+    counts = np.zeros((k, k), dtype=int)
+    np.add.at(counts, (y_true, y_pred), 1)
+    fig, ax = plt.subplots(figsize=(3.6, 3.2), layout="constrained")
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, str(n), ha="center", va="center",
+                color="white" if n > counts.max() / 2 else "black")
+    ax.set(xticks=range(k), yticks=range(k), xticklabels=classes, yticklabels=classes,
+           xlabel="predicted", ylabel="true", title=title)
+    return fig

@@ -16,10 +16,13 @@ class LitClassifier(L.LightningModule):
     """Wraps any classifier that returns logits: cross-entropy, Adam, accuracy metrics."""
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 1e-3,
-                 class_weights: torch.Tensor | None = None):
+                 class_weights: torch.Tensor | None = None, cosine: bool = False):
         super().__init__()
         self.model = model
         self.lr = lr
+        # Cosine decay to 0 over the run: the last epochs take small steps, so the final model
+        # is not caught mid-oscillation (BatchNorm networks trained from scratch on little data).
+        self.cosine = cosine
         self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
         metric = dict(task="multiclass", num_classes=num_classes)
         self.train_acc = torchmetrics.Accuracy(**metric)
@@ -48,7 +51,12 @@ class LitClassifier(L.LightningModule):
         self._step(batch, self.test_acc, "test")
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if not self.cosine:
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 class History(L.Callback):

@@ -1,5 +1,6 @@
 """The book builds offline with --warningiserror, shows executed figures and leaks no hidden test."""
 
+import html as html_module
 import os
 import re
 import subprocess
@@ -71,3 +72,18 @@ def test_chapter_2_shows_a_trained_networks_maps_labelled_as_such(html):
     assert len(re.findall(r'<img[^>]+src="[^"]+\.png"', page)) >= 4
     assert "OFFLINE fallback, EfficientNet-Lite0" in page
     assert "Egyptian cat (0.79)" in page and "espresso (0.88)" in page
+
+
+def test_chapter_3_measures_the_shortcut_and_its_fix(html):
+    page = (html / "book" / "chapters" / "03_resnet_covid_ct.html").read_text()
+    assert len(re.findall(r'<img[^>]+src="[^"]+\.png"', page)) >= 8
+    assert "OFFLINE fallback, synthetic CT slices" in page and "FROM SCRATCH" in page
+    text = html_module.unescape(re.sub(r"<[^>]+>", "", page))
+    found = re.search(r"shortcut → fixed: test accuracy \(clean\) ([\d.]+) → ([\d.]+) \| "
+                      r"pointing game ([\d.]+) → ([\d.]+) \| maps peaking on the label "
+                      r"([\d.]+) → ([\d.]+)", text)
+    assert found, "the before/after line is missing from the chapter 3 page"
+    acc0, acc1, pg0, pg1, corner0, corner1 = map(float, found.groups())
+    assert acc1 > acc0 + 0.03, "blanking the border should raise the clean-test accuracy"
+    assert pg1 > pg0 + 0.2, "the fixed model's maps should point at the lesions far more often"
+    assert corner0 > 0.5 > 0.05 > corner1, "the shortcut model's maps peak on the label's corner"

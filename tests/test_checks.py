@@ -17,12 +17,27 @@ from torch import nn
 
 import variants as variants_ch01
 import variants_ch02
+import variants_ch03
 from course_files import grade_id, solution_code
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {"01_mnist_lenet": variants_ch01, "02_vgg16_imagenet": variants_ch02}
+VARIANTS = {"01_mnist_lenet": variants_ch01, "02_vgg16_imagenet": variants_ch02,
+            "03_resnet_covid_ct": variants_ch03}
 # What the chapters import before their solution cells.
-IMPORTS = "import cv2\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+IMPORTS = """
+from pathlib import Path
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from gradcam_course.ct import CLASSES
+from gradcam_course.plotting import show_cam
+"""
 HIDDEN_CALL = re.compile(r'load_checks\("(\w+)"\)\.(\w+)\((\w+)\)')
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import variants as variants_ch01
 import variants_ch02
+import variants_ch03
 from course_files import make_submission, nbgrader, solution_code, temp_course, write_submission
 
 CHAPTERS = {
@@ -24,6 +25,14 @@ CHAPTERS = {
         "points": {"test_vgg_logits": 15, "test_vgg_gradients": 10, "test_overlay": 15,
                    "test_counterfactual": 10, "test_guided_backprop": 15, "test_guided_gradcam": 5},
         "hint": ("overlay_bgr", "COLOR_BGR2RGB"),
+    },
+    "03_resnet_covid_ct": {
+        "variants": variants_ch03,
+        "points": {"test_class_weights": 10, "test_gradcam_values": 10, "test_gradcam_inplace": 5,
+                   "test_gradcam_hooks": 10, "test_gradcam_class_idx": 5, "test_plot_gradcam": 15,
+                   "test_plot_gradcam_missing": 5, "test_pointing_game": 10,
+                   "test_energy_pointing_game": 10},
+        "hint": ("ties_count_as_hits", "constant maps are misses"),
     },
 }
 TIMEOUT = 30  # per cell; chapter 1's infinite loop costs one timeout
