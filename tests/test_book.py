@@ -86,4 +86,4 @@ def test_chapter_3_measures_the_shortcut_and_its_fix(html):
     acc0, acc1, pg0, pg1, corner0, corner1 = map(float, found.groups())
     assert acc1 > acc0 + 0.03, "blanking the border should raise the clean-test accuracy"
     assert pg1 > pg0 + 0.2, "the fixed model's maps should point at the lesions far more often"
-    assert corner0 > 0.5 > 0.05 > corner1, "the shortcut model's maps peak on the label's corner"
+    assert corner0 > 0.5 > 0.25 > corner1, "the shortcut model's maps peak on the label's corner"

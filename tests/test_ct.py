@@ -162,3 +162,27 @@ def test_reference_gradcam_matches_pytorch_grad_cam_on_resnet18():
     with PGCGradCAM(model=model, target_layers=[model.layer4]) as pgc:
         theirs = pgc(input_tensor=x, targets=[ClassifierOutputTarget(c) for c in (0, 1, 1)])
     assert float((ours - torch.from_numpy(theirs)).abs().max()) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121"])
+def test_real_imagenet_weights_load_from_torch_home(name, tmp_path, monkeypatch, capsys):
+    """The pretrained path on local files in torchvision's format and place (no download)."""
+    import torchvision.models as tvm
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    state = getattr(tvm, name)(weights=None).state_dict()
+    weights = {"resnet18": tvm.ResNet18_Weights, "densenet121": tvm.DenseNet121_Weights}[name]
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    torch.save(state, checkpoints / weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1])
+    model = getattr(ct, f"build_{name}")(mode="real")
+    assert "ImageNet weights" in capsys.readouterr().out
+    if name == "resnet18":
+        stem, rgb, inner = model.conv1.conv, state["conv1.weight"], ("layer3.0.conv1.weight", model.layer3[0].conv1)
+    else:
+        stem, rgb = model.features.conv0.conv, state["features.conv0.weight"]
+        inner = ("features.denseblock2.denselayer1.conv1.weight",
+                 model.features.denseblock2.denselayer1.conv1)
+    torch.testing.assert_close(stem.weight, rgb.sum(1, keepdim=True))
+    assert torch.equal(inner[1].weight, state[inner[0]])

@@ -32,7 +32,7 @@ CHAPTERS = {
                    "test_gradcam_hooks": 10, "test_gradcam_class_idx": 5, "test_plot_gradcam": 15,
                    "test_plot_gradcam_missing": 5, "test_pointing_game": 10,
                    "test_energy_pointing_game": 10},
-        "hint": ("ties_count_as_hits", "constant maps are misses"),
+        "hint": ("class_idx_ignored", "own class: weights = mean gradient"),
     },
 }
 TIMEOUT = 30  # per cell; chapter 1's infinite loop costs one timeout

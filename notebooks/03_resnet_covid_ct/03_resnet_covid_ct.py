@@ -390,19 +390,23 @@ def energy_pointing_game(cams, masks):
     raise NotImplementedError()
 
 
-# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "acad05eb47e6518b18e6dc9472076c12", "grade": true, "grade_id": "test_pointing_game", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "229cd47cf3a7d335c2ea33b604dd285a", "grade": true, "grade_id": "test_pointing_game", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 # Visible check: a hit, and a constant map that must not score.
 _masks = torch.zeros(2, 3, 3, dtype=torch.bool)
 _masks[:, 0, 0] = True
 _cams = torch.stack([torch.eye(3) * torch.tensor([1.0, 0.5, 0.2]), torch.ones(3, 3)])
-assert pointing_game(_cams, _masks).tolist() == [1.0, 0.0], pointing_game(_cams, _masks)
+_hits = pointing_game(_cams, _masks).tolist()
+assert _hits == [1.0, 0.0], (f"expected [1.0, 0.0], got {_hits}: the first map peaks inside the "
+                             "mask (a hit); the constant map has its maximum everywhere (a miss)")
 print("visible checks passed: pointing game")
 
-# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "f041a8281d529a3221fe2a0e05c427c3", "grade": true, "grade_id": "test_energy_pointing_game", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "ad80130e15ed127cef9880b1a9be5af6", "grade": true, "grade_id": "test_energy_pointing_game", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 # Visible check: a uniform map scores the mask's area fraction.
 _masks = torch.zeros(1, 4, 4, dtype=torch.bool)
 _masks[0, :2, :2] = True
-assert torch.allclose(energy_pointing_game(torch.ones(1, 4, 4), _masks), torch.tensor([0.25]))
+_share = energy_pointing_game(torch.ones(1, 4, 4), _masks)
+assert torch.allclose(_share, torch.tensor([0.25])), (
+    f"expected [0.25], got {_share}: divide the mass inside the mask by the map's total mass")
 print("visible checks passed: energy pointing game")
 
 
@@ -457,8 +461,8 @@ dense_maps, dense_logits = explain(densenet, densenet.features, splits.test.imag
 plot_cam_grid(torch.cat([splits.test.images[examples]] * 2), torch.cat([maps, dense_maps]),
               [f"ResNet18\n{t}" for t in titles_for(logits, splits.test.labels[examples])]
               + [f"DenseNet121\n{t}" for t in titles_for(dense_logits, splits.test.labels[examples])],
-              ncols=10, suptitle="The same ten slices: ResNet18 (top) and DenseNet121 (bottom)",
-              panel_size=1.5)
+              ncols=5, suptitle="The same ten slices: ResNet18 (rows 1-2) and DenseNet121 (rows 3-4)",
+              panel_size=2.0)
 plt.show()
 
 # %%

@@ -476,7 +476,9 @@ def energy_pointing_game(cams, masks):
 _masks = torch.zeros(2, 3, 3, dtype=torch.bool)
 _masks[:, 0, 0] = True
 _cams = torch.stack([torch.eye(3) * torch.tensor([1.0, 0.5, 0.2]), torch.ones(3, 3)])
-assert pointing_game(_cams, _masks).tolist() == [1.0, 0.0], pointing_game(_cams, _masks)
+_hits = pointing_game(_cams, _masks).tolist()
+assert _hits == [1.0, 0.0], (f"expected [1.0, 0.0], got {_hits}: the first map peaks inside the "
+                             "mask (a hit); the constant map has its maximum everywhere (a miss)")
 print("visible checks passed: pointing game")
 ### BEGIN HIDDEN TESTS
 from gradcam_course.grading import load_checks
@@ -487,7 +489,9 @@ load_checks("ch03_resnet_covid_ct").check_pointing_game(pointing_game)
 # Visible check: a uniform map scores the mask's area fraction.
 _masks = torch.zeros(1, 4, 4, dtype=torch.bool)
 _masks[0, :2, :2] = True
-assert torch.allclose(energy_pointing_game(torch.ones(1, 4, 4), _masks), torch.tensor([0.25]))
+_share = energy_pointing_game(torch.ones(1, 4, 4), _masks)
+assert torch.allclose(_share, torch.tensor([0.25])), (
+    f"expected [0.25], got {_share}: divide the mass inside the mask by the map's total mass")
 print("visible checks passed: energy pointing game")
 ### BEGIN HIDDEN TESTS
 from gradcam_course.grading import load_checks
@@ -545,8 +549,8 @@ dense_maps, dense_logits = explain(densenet, densenet.features, splits.test.imag
 plot_cam_grid(torch.cat([splits.test.images[examples]] * 2), torch.cat([maps, dense_maps]),
               [f"ResNet18\n{t}" for t in titles_for(logits, splits.test.labels[examples])]
               + [f"DenseNet121\n{t}" for t in titles_for(dense_logits, splits.test.labels[examples])],
-              ncols=10, suptitle="The same ten slices: ResNet18 (top) and DenseNet121 (bottom)",
-              panel_size=1.5)
+              ncols=5, suptitle="The same ten slices: ResNet18 (rows 1-2) and DenseNet121 (rows 3-4)",
+              panel_size=2.0)
 plt.show()
 
 # %%
