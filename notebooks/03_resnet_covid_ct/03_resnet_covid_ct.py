@@ -49,7 +49,6 @@ if "google.colab" in sys.modules:
                     f"gradcam-course @ git+{COURSE_REPO}"], check=True)
 
 # %%
-import os
 import tempfile
 from pathlib import Path
 
@@ -59,15 +58,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import nn
 
-from gradcam_course import fast_mode, setup
+from gradcam_course import setup
 from gradcam_course.ct import (CLASSES, CTDataModule, build_densenet121, build_resnet18,
                                ct_transform, load_ct_scans, load_synthetic_ct, marker_region,
                                mask_border, predict_proba, save_slices, with_images,
                                with_scanner_label)
-from gradcam_course.plotting import (CAM_CMAP, plot_cam_grid, plot_confusion, plot_training_curves,
-                                     show_cam)
+from gradcam_course.plotting import plot_cam_grid, plot_confusion, plot_training_curves, show_cam
 from gradcam_course.training import LitClassifier, train_classifier
 
 device = setup(seed=0)
