@@ -15,6 +15,14 @@ def main(argv: list[str] | None = None) -> int:
                          "pairs from solutions/<chapter>/<chapter>.py (all chapters by default)")
     rel.add_argument("chapters", nargs="*")
     sub.add_parser("book-pages", help="write book/chapters/*.ipynb (hidden tests removed)")
+    grd = sub.add_parser("grade", help="grade every submission of a chapter, each in its own "
+                         "process and scratch folder; writes autograded/, feedback/, the "
+                         "gradebook and grades_<chapter>.csv")
+    grd.add_argument("chapter")
+    grd.add_argument("--submitted", help="folder of <student>/<chapter>/*.ipynb (default: submitted/)")
+    grd.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: cores)")
+    grd.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission")
+    grd.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per submission")
     args = parser.parse_args(argv)
 
     root = course.find_root()
@@ -22,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
         for chapter in args.chapters or course.chapters(root):
             student = course.release(root, chapter)
             print(f"released {chapter} -> {student.relative_to(root)} (+ .py pair)")
+    elif args.command == "grade":
+        from .grade import FAILED, grade
+
+        results = grade(root, args.chapter, args.submitted, args.jobs, args.timeout, args.memory_mb)
+        failed = sum(r.status == FAILED for r in results)
+        print(f"graded {len(results) - failed} of {len(results)} submissions; "
+              f"see grades_{args.chapter}.csv ({failed} failed)")
     elif args.command == "book-pages":
         for page in course.write_book_pages(root):
             print(f"wrote {page.relative_to(root)}")

@@ -1,0 +1,470 @@
+"""``gradcam-course grade``: grade a whole class, each submission isolated, in parallel, honestly.
+
+Plain ``nbgrader autograde`` runs every student's code in the grader's own process tree, inside
+the course folder, one student after another, and lets one malformed notebook stop the run. Here:
+
+1. **Check** (parent, nothing executed): find the notebook, parse it, reject duplicated cells and
+   edited nbgrader metadata with a reason; pre-scan the student's own code for tampering.
+2. **Assemble** (parent): the student's cells with every locked and test cell restored from the
+   source notebook (hidden tests included) and missing test cells put back.
+3. **Run** (one child process per submission, ``--jobs`` at once): a scratch folder holding only
+   a copy of ``autograder/checks`` and ``autograder/reference`` is the working directory; the
+   notebook arrives on stdin, so it is never a file there. The child has a memory limit and a
+   wall-clock limit; the course folder, its gradebook, ``solutions/`` and other students'
+   folders are never handed to it.
+4. **Score** (parent): a test cell earns its points when it raised no error. Output on stderr
+   (warnings, progress bars) and ``execute_result`` values (``sys.displayhook(points)``) do not
+   count, so nothing the student prints changes a score.
+5. **Record** (parent, the only writer): the nbgrader gradebook, ``autograded/``, ``feedback/``
+   (hidden tests and tracebacks into the checks removed) and ``grades.csv`` with a status per
+   student folder: ``graded``, ``failed`` (with the reason, never a plain 0) or ``flagged``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+GRADED, FAILED, FLAGGED = "graded", "failed", "flagged"
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
+SCHEMA_VERSION = 3
+MAX_OUTPUT_CHARS = 100_000  # per output, in the autograded notebook and the feedback
+#: What a student's own code has no business touching while it is graded. A hit does not change
+#: the score: it flags the submission for a person to look at, with the pattern named.
+SUSPICIOUS = {
+    "get_ipython": r"\bget_ipython\b",
+    "input or AST transformers": r"input_transformers|ast_transformers",
+    "sys.displayhook": r"\bdisplayhook\b",
+    "showtraceback / set_custom_exc": r"showtraceback|set_custom_exc",
+    "the hidden checks (autograder / load_checks)": r"\bautograder\b|\bload_checks\b",
+    "the gradebook": r"gradebook|sqlite3",
+    "sys.modules or builtins": r"sys\.modules|\bbuiltins\b|__builtins__",
+    "the grading flag NBGRADER_EXECUTION": r"NBGRADER_EXECUTION",
+    "os._exit": r"os\._exit",
+    "a patched torch or numpy function": r"(?m)^\s*(torch|np|numpy|F)(\.\w+)+\s*=(?!=)|setattr\(\s*(torch|np|numpy|F)\b",
+    "a custom __eq__": r"def\s+__eq__",
+}
+
+
+@dataclass
+class Assignment:
+    """What grading needs from the course: the source notebook (tests, points) and the release."""
+
+    root: Path
+    chapter: str
+    source: nbformat.NotebookNode
+    release: nbformat.NotebookNode
+
+    @classmethod
+    def load(cls, root: Path, chapter: str) -> "Assignment":
+        src = root / "solutions" / chapter / f"{chapter}.ipynb"
+        rel = root / "notebooks" / chapter / f"{chapter}.ipynb"
+        for path in (src, rel):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing: run `gradcam-course release {chapter}`.")
+        return cls(root, chapter, nbformat.read(src, as_version=4), nbformat.read(rel, as_version=4))
+
+    @property
+    def tests(self) -> dict[str, float]:
+        """grade_id → points of the automatically graded (code) cells, in notebook order."""
+        return {meta(c)["grade_id"]: float(meta(c).get("points", 0)) for c in self.source.cells
+                if c.cell_type == "code" and meta(c).get("grade")}
+
+    @property
+    def manual(self) -> dict[str, float]:
+        return {meta(c)["grade_id"]: float(meta(c).get("points", 0)) for c in self.source.cells
+                if c.cell_type == "markdown" and meta(c).get("grade")}
+
+
+@dataclass
+class Result:
+    student: str
+    status: str = GRADED
+    reason: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    notebook: nbformat.NotebookNode | None = None
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(self.scores.values())
+
+
+def meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+class SubmissionError(Exception):
+    """A submission that cannot be graded; the message is the reason shown to the instructor."""
+
+
+# --- 1 and 2: check and assemble -------------------------------------------------------------
+
+def find_notebook(folder: Path, chapter: str) -> Path:
+    if not folder.is_dir():
+        raise SubmissionError(f"no notebook: no {chapter}/ folder")
+    notebooks = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    if not notebooks:
+        raise SubmissionError("no notebook")
+    named = [p for p in notebooks if p.name == f"{chapter}.ipynb"]
+    if named:
+        return named[0]
+    if len(notebooks) == 1:  # "03_resnet_covid_ct (1).ipynb": a browser renamed the download
+        return notebooks[0]
+    raise SubmissionError(f"several notebooks and none named {chapter}.ipynb: "
+                          + ", ".join(p.name for p in notebooks))
+
+
+def read_submission(path: Path) -> nbformat.NotebookNode:
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:  # JSON errors, wrong nbformat, unreadable bytes
+        raise SubmissionError(f"invalid notebook: {type(err).__name__}: {str(err)[:200]}") from err
+    return nb
+
+
+def check_metadata(nb, assignment: Assignment) -> None:
+    known = {meta(c).get("grade_id") for c in assignment.source.cells if meta(c)}
+    seen: dict[str, int] = {}
+    for cell in nb.cells:
+        m = meta(cell)
+        if not m:
+            continue
+        gid = m.get("grade_id")
+        seen[gid] = seen.get(gid, 0) + 1
+        if m.get("schema_version") != SCHEMA_VERSION:
+            raise SubmissionError(f"edited metadata: cell {gid!r} has schema_version "
+                                  f"{m.get('schema_version')!r}, not {SCHEMA_VERSION}")
+        if gid not in known:
+            raise SubmissionError(f"edited metadata: unknown grade_id {gid!r}")
+    duplicated = sorted(g for g, n in seen.items() if n > 1)
+    if duplicated:
+        raise SubmissionError("duplicated cells: " + ", ".join(duplicated))
+
+
+def student_code(nb, assignment: Assignment) -> str:
+    """The code the student wrote: unlocked code cells that differ from every released cell."""
+    released = {c.source.strip() for c in assignment.release.cells if c.cell_type == "code"}
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code"
+                     and not meta(c).get("locked") and c.source.strip() not in released)
+
+
+def prescan(code: str) -> list[str]:
+    return [name for name, pattern in SUSPICIOUS.items() if re.search(pattern, code)]
+
+
+def assemble(nb, assignment: Assignment) -> nbformat.NotebookNode:
+    """The notebook to execute: the student's cells in their order, each locked cell replaced by
+    the source's (hidden tests included), missing nbgrader cells inserted where they belong."""
+    source = {meta(c)["grade_id"]: c for c in assignment.source.cells if meta(c)}
+    stubs = {meta(c)["grade_id"]: c for c in assignment.release.cells if meta(c)}
+    order = list(source)
+    out = []
+    for cell in nb.cells:
+        gid = meta(cell).get("grade_id")
+        if gid is None:
+            out.append(copy.deepcopy(cell))
+        elif meta(source[gid]).get("solution"):  # the student's answer (code or written)
+            kept = copy.deepcopy(cell)
+            kept.metadata["nbgrader"] = copy.deepcopy(meta(source[gid]))
+            out.append(kept)
+        else:
+            out.append(copy.deepcopy(source[gid]))
+    present = {meta(c).get("grade_id") for c in out}
+    for i, gid in enumerate(order):
+        if gid in present:
+            continue
+        restored = copy.deepcopy(stubs.get(gid) if meta(source[gid]).get("solution") else source[gid])
+        before = set(order[:i])
+        at = max((k + 1 for k, c in enumerate(out) if meta(c).get("grade_id") in before), default=0)
+        out.insert(at, restored)
+        present.add(gid)
+    assembled = nbformat.v4.new_notebook(cells=out, metadata=copy.deepcopy(assignment.source.metadata))
+    for cell in assembled.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return assembled
+
+
+# --- 3: run in isolation -----------------------------------------------------------------------
+
+def scratch_course(root: Path, where: Path) -> Path:
+    """A folder with only what the hidden tests import: autograder/{checks,reference}."""
+    target = where / "course"
+    for part in ("checks", "reference"):
+        shutil.copytree(root / "autograder" / part, target / "autograder" / part,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "autograder" / "__init__.py").write_text("")
+    return target
+
+
+def _limits(memory_mb: int):
+    def apply():
+        import resource
+
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
+def run_isolated(root: Path, notebook: nbformat.NotebookNode, timeout: float, memory_mb: int,
+                 cell_timeout: float = 120) -> nbformat.NotebookNode:
+    """Execute ``notebook`` in a child process in a scratch folder; returns the executed notebook.
+
+    Raises SubmissionError with the reason on a timeout, an out-of-memory or a dead kernel.
+    """
+    with tempfile.TemporaryDirectory(prefix="gradcam-grade-") as tmp:
+        tmp = Path(tmp)
+        course = scratch_course(root, tmp)
+        work = tmp / "work"
+        work.mkdir()
+        result = tmp / "result.ipynb"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE", "JPY_"))}
+        env.update(GRADCAM_COURSE_ROOT=str(course), NBGRADER_EXECUTION="autograde", HOME=str(work),
+                   MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+        cmd = [sys.executable, "-m", "gradcam_course.grade", "--worker", str(work), str(result),
+               str(cell_timeout)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=work, env=env, text=True,
+                                preexec_fn=_limits(memory_mb), start_new_session=True)
+        try:
+            _, err = proc.communicate(nbformat.writes(notebook), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            raise SubmissionError(f"timeout: still running after {timeout:.0f} s")
+        if proc.returncode != 0 or not result.is_file():
+            tail = " ".join(err.split())[-300:]
+            if "MemoryError" in err or "Cannot allocate memory" in err or proc.returncode in (-9, 137):
+                raise SubmissionError(f"out of memory (limit {memory_mb} MB)")
+            if "DeadKernelError" in err or "Kernel died" in err:
+                raise SubmissionError("kernel died (crash or out of memory): " + tail)
+            raise SubmissionError(f"grading error (exit {proc.returncode}): {tail}")
+        return nbformat.read(result, as_version=4)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def worker(work: str, result: str, cell_timeout: str) -> int:
+    """Child side: execute the notebook from stdin, write the executed one to ``result``."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.reads(sys.stdin.read(), as_version=4)
+    client = NotebookClient(nb, timeout=float(cell_timeout), kernel_name="python3",
+                            allow_errors=True, interrupt_on_timeout=True,
+                            resources={"metadata": {"path": work}})
+    client.execute()
+    for cell in nb.cells:  # a print of 200 MB must not become a 200 MB notebook and feedback page
+        for out in cell.get("outputs", []):
+            text = out.get("text")
+            if isinstance(text, str) and len(text) > MAX_OUTPUT_CHARS:
+                out["text"] = (text[:MAX_OUTPUT_CHARS]
+                               + f"\n[... {len(text) - MAX_OUTPUT_CHARS} characters cut by the grader]\n")
+    Path(result).write_text(nbformat.writes(nb))
+    return 0
+
+
+# --- 4: score --------------------------------------------------------------------------------
+
+def score(executed, assignment: Assignment) -> dict[str, float]:
+    """Full points for a test cell without an error output; stderr and displayed values ignored."""
+    points = assignment.tests
+    scores = {gid: 0.0 for gid in points}
+    for cell in executed.cells:
+        gid = meta(cell).get("grade_id")
+        if gid in points and cell.cell_type == "code":
+            failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+            scores[gid] = 0.0 if failed else points[gid]
+    return scores
+
+
+# --- 5: record -------------------------------------------------------------------------------
+
+def feedback_notebook(executed, assignment: Assignment, result: Result) -> nbformat.NotebookNode:
+    """What the student gets back: their code, the visible tests, their points, and for a failed
+    hidden test its name and message, never the hidden test's source or a traceback into it."""
+    nb = copy.deepcopy(executed)
+    tests = assignment.tests
+    secret_lines = {line.strip() for c in assignment.source.cells
+                    for block in HIDDEN.findall(c.source) for line in block.splitlines()
+                    if len(line.strip()) > 12 and "HIDDEN TESTS" not in line}
+    for cell in nb.cells:
+        gid = meta(cell).get("grade_id")
+        if cell.cell_type != "code":
+            continue
+        if gid in tests:
+            cell.source = HIDDEN.sub(f"# hidden test of `{gid}`: run by the grader, not shown\n",
+                                     cell.source)
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    out["traceback"] = [f"{out.get('ename')}: {out.get('evalue')}"]
+            got = result.scores.get(gid, 0.0)
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stdout", text=f"[{gid}] {got:g} / {tests[gid]:g} points\n"))
+        for out in cell.get("outputs", []):  # whatever student code printed from the checks
+            for key in ("text", "evalue"):
+                if isinstance(out.get(key), str):
+                    out[key] = _redact(out[key], secret_lines)
+            if "traceback" in out:
+                out["traceback"] = [_redact(t, secret_lines) for t in out["traceback"]]
+    total, maximum = result.total, sum(tests.values())
+    head = (f"# Feedback: {assignment.chapter}\n\nStudent `{result.student}` · status **{result.status}**"
+            f"{' (' + result.reason + ')' if result.reason else ''} · automatic points "
+            f"**{total:g} / {maximum:g}**; written answers are graded by hand.")
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(head))
+    return nb
+
+
+def _redact(text: str, secrets: set[str]) -> str:
+    for line in secrets:
+        if line in text:
+            text = text.replace(line, "[hidden test]")
+    return text
+
+
+def write_html(nb, path: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    path.write_text(body)
+
+
+def record_gradebook(root: Path, assignment: Assignment, results: list[Result]) -> None:
+    """One writer: every result goes into the course's gradebook through nbgrader's API."""
+    import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        warnings.simplefilter("ignore")  # SQLAlchemy's autoflush notes on re-added submissions
+        for r in results:
+            gb.update_or_create_student(r.student)
+            try:
+                gb.remove_submission(assignment.chapter, r.student)
+            except MissingEntry:
+                pass
+            gb.add_submission(assignment.chapter, r.student)
+            nb = gb.find_submission_notebook(assignment.chapter, assignment.chapter, r.student)
+            for grade in nb.grades:
+                if r.status != FAILED and grade.name in r.scores:
+                    grade.auto_score = r.scores[grade.name]
+                    grade.needs_manual_grade = False
+            gb.db.commit()
+
+
+def write_csv(path: Path, assignment: Assignment, results: list[Result]) -> None:
+    tests = assignment.tests
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "status", "reason", *tests, "total", "max", "seconds"])
+        for r in sorted(results, key=lambda r: r.student):
+            cells = [("" if r.status == FAILED else f"{r.scores.get(g, 0):g}") for g in tests]
+            total = "" if r.status == FAILED else f"{r.total:g}"
+            writer.writerow([r.student, r.status, r.reason, *cells, total,
+                             f"{sum(tests.values()):g}", f"{r.seconds:.1f}"])
+
+
+# --- the command -----------------------------------------------------------------------------
+
+def ensure_gradebook(root: Path, chapter: str) -> None:
+    """The assignment must be in the gradebook (nbgrader's generate_assignment puts it there)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    db = root / "gradebook.db"
+    if db.is_file():
+        with Gradebook(f"sqlite:///{db}") as gb:
+            try:
+                gb.find_assignment(chapter)
+                return
+            except MissingEntry:
+                pass
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    env.pop("GRADCAM_COURSE_ROOT", None)
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", chapter, "--force"],
+                   cwd=root / "autograder", env=env, check=True, capture_output=True)
+
+
+def grade_one(root: Path, assignment: Assignment, folder: Path, timeout: float,
+              memory_mb: int) -> Result:
+    result = Result(folder.name)
+    start = time.perf_counter()
+    try:
+        nb = read_submission(find_notebook(folder / assignment.chapter, assignment.chapter))
+        check_metadata(nb, assignment)
+        result.flags = prescan(student_code(nb, assignment))
+        executed = run_isolated(root, assemble(nb, assignment), timeout, memory_mb)
+        result.scores = score(executed, assignment)
+        result.notebook = executed
+        if result.flags:
+            result.status, result.reason = FLAGGED, "suspicious code: " + "; ".join(result.flags)
+    except SubmissionError as err:
+        result.status, result.reason = FAILED, str(err)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | None = None,
+          timeout: float = 600, memory_mb: int = 8192, verbose: bool = True) -> list[Result]:
+    assignment = Assignment.load(root, chapter)
+    submitted = Path(submitted or root / "submitted")
+    folders = sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    if not folders:
+        raise FileNotFoundError(f"No student folders in {submitted} (expected "
+                                f"{submitted}/<student>/{chapter}/{chapter}.ipynb).")
+    ensure_gradebook(root, chapter)
+    # Children never get the course path, but they run as the same user: keep the gradebook's
+    # bytes here, in the parent's memory, and put them back if anything changed them meanwhile.
+    gradebook = root / "gradebook.db"
+    snapshot = gradebook.read_bytes()
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    results: list[Result] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(grade_one, root, assignment, f, timeout, memory_mb) for f in folders]
+        for done, future in enumerate(as_completed(futures), 1):
+            r = future.result()
+            results.append(r)
+            if verbose:
+                detail = f"{r.total:g}/{sum(assignment.tests.values()):g}" if r.status != FAILED else ""
+                why = f" ({r.reason})" if r.reason else ""
+                print(f"[{done:>{len(str(len(folders)))}}/{len(folders)}] {r.student}: {r.status} "
+                      f"{detail}{why} in {r.seconds:.1f} s", flush=True)
+    if gradebook.read_bytes() != snapshot:
+        gradebook.write_bytes(snapshot)
+        print("warning: the gradebook was changed while submissions ran; restored it "
+              "(see the flagged submissions)", flush=True)
+    for r in results:
+        if r.notebook is not None:
+            out = root / "autograded" / r.student / chapter / f"{chapter}.ipynb"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(r.notebook, out)
+            write_html(feedback_notebook(r.notebook, assignment, r),
+                       root / "feedback" / r.student / chapter / f"{chapter}.html")
+    record_gradebook(root, assignment, results)
+    write_csv(root / f"grades_{chapter}.csv", assignment, results)
+    return sorted(results, key=lambda r: r.student)
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--worker":
+    sys.exit(worker(*sys.argv[2:5]))

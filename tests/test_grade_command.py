@@ -1,0 +1,192 @@
+"""`gradcam-course grade` on a fixture class built from the chapter-1 notebooks: right and wrong
+answers, broken and hostile submissions, and the cheats that fool plain nbgrader."""
+
+import copy
+import csv
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+import variants
+from course_files import grade_id, make_submission, solution_code, temp_course, write_submission
+from gradcam_course import grade as grading
+
+CHAPTER = "01_mnist_lenet"
+FULL = 70  # automatic points of chapter 1
+POINTS = {"test_capture_values": 10, "test_capture_class_idx": 5, "test_capture_inplace": 5,
+          "test_capture_hygiene": 10, "test_weights": 10, "test_map": 10,
+          "test_upsample_values": 10, "test_upsample_edge_cases": 10}
+TIMEOUT = 100  # seconds per submission: the infinite loop costs this much
+
+
+def class_of(release, sol):
+    weights = sol["weights_solution"]
+    zero = weights.replace("return gradients.mean(dim=(2, 3))", "return 0 * gradients.mean(dim=(2, 3))")
+    subs = {
+        "right": make_submission(release, sol),
+        "wrong_map": make_submission(release, sol, variants.WRONG["no_relu"][0]),
+        "stderr_noise": make_submission(release, sol, {"weights_solution": weights.replace(
+            "def gradcam_weights(gradients):",
+            "import sys, warnings\n\ndef gradcam_weights(gradients):\n"
+            "    print('progress: 100%|##########|', file=sys.stderr)\n"
+            "    warnings.warn('deprecated, says a library')")}),
+        "displayhook": make_submission(release, sol, {"weights_solution": zero.replace(
+            "def gradcam_weights(gradients):",
+            "import sys\n\ndef gradcam_weights(gradients):\n    sys.displayhook(10)")}),
+        "strip_asserts": make_submission(release, sol, {"weights_solution": zero + (
+            "\n\ndef _strip(lines):\n    return [l for l in lines if 'assert' not in l "
+            "and 'load_checks' not in l]\n\nget_ipython().input_transformers_post.append(_strip)\n")}),
+        "patched_allclose": make_submission(release, sol, {"weights_solution": zero + (
+            "\n\nimport torch\ntorch.allclose = lambda *a, **k: True\n")}),
+        "always_equal": make_submission(release, sol, {"weights_solution": (
+            "class Anything(torch.Tensor):\n    def __eq__(self, other):\n        return True\n\n\n"
+            "def gradcam_weights(gradients):\n"
+            "    return torch.zeros(gradients.shape[:2]).as_subclass(Anything)\n")}),
+        "crash_at_import": make_submission(release, sol, {"weights_solution": "import no_such_module\n"
+                                                          + weights}),
+        "infinite_loop": make_submission(release, sol, {"weights_solution": "while True:\n    pass\n"}),
+        "huge_output": make_submission(release, sol, {"weights_solution": weights
+                                                      + "\n\nprint('x' * 200_000_000)\n"}),
+        "writes_gradebook": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nimport glob, sqlite3\nfor _p in glob.glob('/tmp/*/*/*/gradebook.db') + "
+            "glob.glob('/tmp/*/*/*/*/gradebook.db') + glob.glob('../../../gradebook.db'):\n"
+            "    print(open(_p, 'rb').read()[:16])\n"
+            "    _c = sqlite3.connect(_p)\n    _c.execute('update grade set manual_score = 99')\n"
+            "    _c.commit()\n")}),
+    }
+    duplicated = make_submission(release, sol)
+    cell = [c for c in duplicated.cells if grade_id(c) == "weights_solution"][0]
+    duplicated.cells.insert(3, copy.deepcopy(cell))
+    subs["duplicated_cell"] = duplicated
+    edited = make_submission(release, sol)
+    [c for c in edited.cells if grade_id(c) == "test_map"][0].metadata.nbgrader["schema_version"] = 4
+    subs["edited_schema"] = edited
+    return subs
+
+
+@pytest.fixture(scope="module")
+def graded(root, tmp_path_factory):
+    course = temp_course(root, tmp_path_factory.mktemp("gradeclass"))
+    release = nbformat.read(course / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    source = nbformat.read(course / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    for student, nb in class_of(release, solution_code(source)).items():
+        write_submission(course, student, nb, CHAPTER)
+    renamed = write_submission(course, "renamed_file", make_submission(release, solution_code(source)),
+                               CHAPTER)
+    renamed.rename(renamed.with_name(f"{CHAPTER} (1).ipynb"))
+    broken = course / "submitted" / "invalid_json" / CHAPTER
+    broken.mkdir(parents=True)
+    (broken / f"{CHAPTER}.ipynb").write_text('{"cells": [')
+    (course / "submitted" / "no_notebook" / CHAPTER).mkdir(parents=True)
+    (course / "submitted" / "no_notebook" / CHAPTER / "notes.txt").write_text("forgot it")
+
+    proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "grade", CHAPTER, "--jobs", "2",
+                           "--timeout", str(TIMEOUT)], cwd=course, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(proc.stdout)
+    with open(course / f"grades_{CHAPTER}.csv") as f:
+        rows = {r["student"]: r for r in csv.DictReader(f)}
+    return {"dir": course, "rows": rows, "stdout": proc.stdout}
+
+
+def points(row):
+    return {g: float(row[g]) for g in POINTS}
+
+
+def test_every_student_folder_has_a_row(graded):
+    students = {p.name for p in (graded["dir"] / "submitted").iterdir()}
+    assert set(graded["rows"]) == students
+
+
+@pytest.mark.parametrize("student", ["right", "renamed_file", "stderr_noise", "huge_output"])
+def test_right_answers_keep_every_point(graded, student):
+    row = graded["rows"][student]
+    assert row["status"] == "graded", row["reason"]
+    assert points(row) == POINTS and float(row["total"]) == FULL
+
+
+def test_wrong_answer_loses_its_exercise_only(graded):
+    row = graded["rows"]["wrong_map"]
+    assert row["status"] == "graded"
+    assert points(row) == {**POINTS, "test_map": 0}
+
+
+def test_crash_at_import_costs_that_exercise(graded):
+    row = graded["rows"]["crash_at_import"]
+    assert row["status"] == "graded" and points(row) == {**POINTS, "test_weights": 0}
+
+
+@pytest.mark.parametrize("student,pattern", [
+    ("displayhook", "sys.displayhook"), ("patched_allclose", "patched torch"),
+    ("always_equal", "__eq__")])
+def test_cheats_lose_the_points_and_are_flagged(graded, student, pattern):
+    row = graded["rows"][student]
+    assert row["status"] == "flagged" and pattern in row["reason"]
+    assert points(row) == {**POINTS, "test_weights": 0}
+
+
+def test_an_input_transformer_is_flagged(graded):
+    """It rewrites the test cells inside the kernel, hidden checks included, so its points
+    cannot be trusted either way: the flag sends it to a person."""
+    row = graded["rows"]["strip_asserts"]
+    assert row["status"] == "flagged" and "transformers" in row["reason"]
+
+
+@pytest.mark.parametrize("student,reason", [
+    ("duplicated_cell", "duplicated cells: weights_solution"),
+    ("edited_schema", "edited metadata"), ("invalid_json", "invalid notebook"),
+    ("no_notebook", "no notebook"), ("infinite_loop", "timeout")])
+def test_broken_submissions_fail_with_a_reason_not_a_zero(graded, student, reason):
+    row = graded["rows"][student]
+    assert row["status"] == "failed" and reason in row["reason"]
+    assert row["total"] == "" and all(row[g] == "" for g in POINTS)
+
+
+def test_hostile_submission_changes_no_grade(graded):
+    from nbgrader.api import Gradebook
+
+    row = graded["rows"]["writes_gradebook"]
+    assert row["status"] == "flagged" and "gradebook" in row["reason"]
+    assert points(row) == POINTS  # its own answers are right
+    with Gradebook(f"sqlite:///{graded['dir'] / 'gradebook.db'}") as gb:
+        for student, r in graded["rows"].items():
+            nb = gb.find_submission_notebook(CHAPTER, CHAPTER, student)
+            assert all(g.manual_score is None for g in nb.grades), student
+            if r["status"] != "failed":
+                assert sum(g.auto_score or 0 for g in nb.grades) == float(r["total"]), student
+
+
+def test_feedback_shows_points_and_hints_but_no_hidden_test(graded):
+    course = graded["dir"]
+    source = nbformat.read(course / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    hidden = {line.strip() for c in source.cells for block in grading.HIDDEN.findall(c.source)
+              for line in block.splitlines() if line.strip()}
+    assert len(hidden) >= 5
+    pages = list((course / "feedback").rglob("*.html"))
+    assert len(pages) >= 10
+    for page in pages:
+        text = page.read_text()
+        leaked = [line for line in hidden if line in text]
+        assert not leaked, f"{page}: {leaked}"
+    wrong = (course / "feedback" / "wrong_map" / CHAPTER / f"{CHAPTER}.html").read_text()
+    assert "[test_map] 0 / 10 points" in wrong and "ReLU" in wrong
+    huge = course / "feedback" / "huge_output" / CHAPTER / f"{CHAPTER}.html"
+    assert huge.stat().st_size < 5_000_000
+
+
+def test_assemble_restores_tests_and_keeps_student_cells(root):
+    assignment = grading.Assignment.load(root, CHAPTER)
+    sol = solution_code(assignment.source)
+    nb = make_submission(assignment.release, sol, drop={"test_map"})
+    nb.cells.insert(4, nbformat.v4.new_code_cell("scratch = 1  # the student's own cell"))
+    ids = [grade_id(c) for c in nb.cells]
+    assembled = grading.assemble(nb, assignment)
+    got = [grade_id(c) for c in assembled.cells]
+    want = [grade_id(c) for c in assignment.source.cells]
+    assert [g for g in got if g] == [g for g in want if g]
+    assert "scratch = 1  # the student's own cell" in [c.source for c in assembled.cells]
+    test_map = [c for c in assembled.cells if grade_id(c) == "test_map"][0]
+    assert "BEGIN HIDDEN TESTS" in test_map.source and "test_map" not in ids
