@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     grd.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: cores)")
     grd.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission")
     grd.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per submission")
+    rep = sub.add_parser("report", help="reports/<chapter>/index.html: score distribution and "
+                         "the tests the class failed most, from what `grade` wrote")
+    rep.add_argument("chapter")
     args = parser.parse_args(argv)
 
     root = course.find_root()
@@ -33,10 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "grade":
         from .grade import FAILED, grade
 
-        results = grade(root, args.chapter, args.submitted, args.jobs, args.timeout, args.memory_mb)
+        try:
+            results = grade(root, args.chapter, args.submitted, args.jobs, args.timeout,
+                            args.memory_mb)
+        except FileNotFoundError as err:  # no such chapter, nothing submitted
+            print(f"gradcam-course grade: {err}", file=sys.stderr)
+            return 2
         failed = sum(r.status == FAILED for r in results)
         print(f"graded {len(results) - failed} of {len(results)} submissions; "
               f"see grades_{args.chapter}.csv ({failed} failed)")
+    elif args.command == "report":
+        from .report import report
+
+        try:
+            page = report(root, args.chapter)
+        except FileNotFoundError as err:
+            print(f"gradcam-course report: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {page}")
     elif args.command == "book-pages":
         for page in course.write_book_pages(root):
             print(f"wrote {page.relative_to(root)}")

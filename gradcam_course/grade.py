@@ -251,7 +251,7 @@ def run_isolated(root: Path, notebook: nbformat.NotebookNode, timeout: float, me
             if "MemoryError" in err or "Cannot allocate memory" in err or proc.returncode in (-9, 137):
                 raise SubmissionError(f"out of memory (limit {memory_mb} MB)")
             if "DeadKernelError" in err or "Kernel died" in err:
-                raise SubmissionError("kernel died (crash or out of memory): " + tail)
+                raise SubmissionError("kernel died (a crash, os._exit or out of memory)")
             raise SubmissionError(f"grading error (exit {proc.returncode}): {tail}")
         return nbformat.read(result, as_version=4)
 

@@ -47,6 +47,7 @@ def class_of(release, sol):
         "crash_at_import": make_submission(release, sol, {"weights_solution": "import no_such_module\n"
                                                           + weights}),
         "infinite_loop": make_submission(release, sol, {"weights_solution": "while True:\n    pass\n"}),
+        "kernel_dies": make_submission(release, sol, {"weights_solution": "import os\nos._exit(1)\n"}),
         "huge_output": make_submission(release, sol, {"weights_solution": weights
                                                       + "\n\nprint('x' * 200_000_000)\n"}),
         "writes_gradebook": make_submission(release, sol, {"weights_solution": weights + (
@@ -138,7 +139,7 @@ def test_an_input_transformer_is_flagged(graded):
 @pytest.mark.parametrize("student,reason", [
     ("duplicated_cell", "duplicated cells: weights_solution"),
     ("edited_schema", "edited metadata"), ("invalid_json", "invalid notebook"),
-    ("no_notebook", "no notebook"), ("infinite_loop", "timeout")])
+    ("no_notebook", "no notebook"), ("infinite_loop", "timeout"), ("kernel_dies", "kernel died")])
 def test_broken_submissions_fail_with_a_reason_not_a_zero(graded, student, reason):
     row = graded["rows"][student]
     assert row["status"] == "failed" and reason in row["reason"]
@@ -190,3 +191,19 @@ def test_assemble_restores_tests_and_keeps_student_cells(root):
     assert "scratch = 1  # the student's own cell" in [c.source for c in assembled.cells]
     test_map = [c for c in assembled.cells if grade_id(c) == "test_map"][0]
     assert "BEGIN HIDDEN TESTS" in test_map.source and "test_map" not in ids
+
+
+def test_class_report_shows_what_the_class_missed(graded):
+    course = graded["dir"]
+    proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "report", CHAPTER],
+                          cwd=course, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = course / "reports" / CHAPTER
+    page = (out / "index.html").read_text()
+    for png in ("totals.png", "tests.png"):
+        assert (out / png).stat().st_size > 5000 and png in page
+    # test_weights is lost by every cheat and the crash: it tops the table, with its message
+    first_row = page.split("<tr><td>")[1]
+    assert first_row.startswith("test_weights")
+    assert "did you apply the ReLU" in page  # the wrong map's message, for test_map
+    assert "duplicated_cell: duplicated cells" in page and "displayhook: suspicious code" in page
