@@ -212,15 +212,6 @@ def scratch_course(root: Path, where: Path) -> Path:
     return target
 
 
-def _limits(memory_mb: int):
-    def apply():
-        import resource
-
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return apply
-
-
 def run_isolated(root: Path, notebook: nbformat.NotebookNode, timeout: float, memory_mb: int,
                  cell_timeout: float = 120) -> nbformat.NotebookNode:
     """Execute ``notebook`` in a child process in a scratch folder; returns the executed notebook.
@@ -237,10 +228,11 @@ def run_isolated(root: Path, notebook: nbformat.NotebookNode, timeout: float, me
         env.update(GRADCAM_COURSE_ROOT=str(course), NBGRADER_EXECUTION="autograde", HOME=str(work),
                    MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
         cmd = [sys.executable, "-m", "gradcam_course.grade", "--worker", str(work), str(result),
-               str(cell_timeout)]
+               str(cell_timeout), str(memory_mb)]
+        # The child sets its own memory limit (a preexec_fn is unsafe with the thread pool).
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=work, env=env, text=True,
-                                preexec_fn=_limits(memory_mb), start_new_session=True)
+                                start_new_session=True)
         try:
             _, err = proc.communicate(nbformat.writes(notebook), timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -266,9 +258,17 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def worker(work: str, result: str, cell_timeout: str) -> int:
-    """Child side: execute the notebook from stdin, write the executed one to ``result``."""
+def worker(work: str, result: str, cell_timeout: str, memory_mb: str) -> int:
+    """Child side: execute the notebook from stdin, write the executed one to ``result``.
+
+    The address-space limit set here is inherited by the kernel this process starts.
+    """
+    import resource
+
     from nbclient import NotebookClient
+
+    limit = int(memory_mb) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     nb = nbformat.reads(sys.stdin.read(), as_version=4)
     client = NotebookClient(nb, timeout=float(cell_timeout), kernel_name="python3",
@@ -467,4 +467,4 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--worker":
-    sys.exit(worker(*sys.argv[2:5]))
+    sys.exit(worker(*sys.argv[2:6]))
