@@ -45,10 +45,10 @@ def make_class(dest: Path, n: int) -> Path:
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-    env.pop("GRADCAM_COURSE_ROOT", None)
+    from gradcam_course.course import tool_env
+
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         print(proc.stdout[-2000:], proc.stderr[-2000:])

@@ -71,9 +71,12 @@ def _jupytext(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "jupytext", "--quiet", *args], check=True)
 
 
-def _tool_env() -> dict[str, str]:
-    # nbgrader calls `alembic` by name when it creates a gradebook: the venv's bin must be on PATH.
+def tool_env() -> dict[str, str]:
+    """The environment for running nbgrader: it calls `alembic` by name when it creates a
+    gradebook, so the venv's bin must be on PATH. The course's own config sets
+    GRADCAM_COURSE_ROOT, so an inherited one is dropped."""
     env = dict(os.environ)
+    env.pop("GRADCAM_COURSE_ROOT", None)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 
@@ -90,7 +93,7 @@ def release(root: Path, chapter: str) -> Path:
     stamp_repository(root, chapter)
     pair_source(root, chapter)
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", chapter, "--force",
-                    "--log-level=WARN"], cwd=root / "autograder", env=_tool_env(), check=True)
+                    "--log-level=WARN"], cwd=root / "autograder", env=tool_env(), check=True)
     student = root / "notebooks" / chapter / f"{chapter}.ipynb"
     _jupytext("--to", "py:percent", str(student), "-o", str(student.with_suffix(".py")))
     return student

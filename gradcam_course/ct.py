@@ -22,7 +22,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -536,15 +535,6 @@ def _model_banner(name: str, pretrained: bool, reason: str) -> None:
         print(banner(f"Model: {name}, ImageNet weights", "fine-tuned on the slices, new 2-class head"))
     else:
         print(banner(f"Model: {name} trained FROM SCRATCH", f"Why: {reason}"))
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Softmax probabilities (N, classes), eval mode, batched, on the model's device."""
-    model.eval()
-    device = next(model.parameters()).device
-    return torch.cat([F.softmax(model(images[i:i + batch_size].to(device)), 1).cpu()
-                      for i in range(0, len(images), batch_size)])
 
 
 def with_images(slices: CTSlices, images: torch.Tensor) -> CTSlices:

@@ -400,10 +400,10 @@ def ensure_gradebook(root: Path, chapter: str) -> None:
                 return
             except MissingEntry:
                 pass
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
-    env.pop("GRADCAM_COURSE_ROOT", None)
+    from .course import tool_env
+
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", chapter, "--force"],
-                   cwd=root / "autograder", env=env, check=True, capture_output=True)
+                   cwd=root / "autograder", env=tool_env(), check=True, capture_output=True)
 
 
 def grade_one(root: Path, assignment: Assignment, folder: Path, timeout: float,

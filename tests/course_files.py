@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,11 +18,8 @@ MARKER_LINE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.M)
 def nbgrader(args: list[str], course_root: Path, check: bool = True, timeout: int = 1500):
     """Run nbgrader from <course>/autograder with the venv's bin on PATH (nbgrader calls
     `alembic` by name) and return the completed process (output captured)."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.pop("GRADCAM_COURSE_ROOT", None)  # the course's own config sets it
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course_root / "autograder",
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=course.tool_env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -37,6 +33,18 @@ def solution_code(source_nb) -> dict[str, str]:
     """grade_id → the reference solution of each solution code cell, markers removed."""
     return {grade_id(c): MARKER_LINE.sub("", c.source) for c in source_nb.cells
             if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def solution_edit(chapter: str, cell: str, *pairs: tuple[str, str]) -> dict[str, str]:
+    """{cell: the chapter's own solution of `cell` with each (old, new) replaced}: a variant that
+    differs from the solution exactly where the mistake (or the alternative) is."""
+    root = Path(__file__).resolve().parent.parent
+    source = nbformat.read(root / "solutions" / chapter / f"{chapter}.ipynb", as_version=4)
+    code = solution_code(source)[cell]
+    for old, new in pairs:
+        assert old in code, f"{old!r} not in the solution of {cell}"
+        code = code.replace(old, new)
+    return {cell: code}
 
 
 def make_submission(release_nb, solutions: dict[str, str], replacements: dict[str, str] | None = None,

@@ -1,40 +1,10 @@
 """Student answers for chapter 2, right and wrong, keyed by the solution cell they replace."""
 
-VGG_BATCH1_FLATTEN = '''
-class VGGGradCAM(nn.Module):
-    def __init__(self, vgg):
-        super().__init__()
-        self.features_conv = vgg.features[:30]
-        self.max_pool = vgg.features[30]
-        self.avgpool = vgg.avgpool
-        self.classifier = vgg.classifier
-        self.gradients = None
+from functools import partial
 
-    def activations_hook(self, grad):
-        self.gradients = grad
+from course_files import solution_edit
 
-    def forward(self, x):
-        x = self.features_conv(x)
-        if x.requires_grad:
-            x.register_hook(self.activations_hook)
-        x = self.avgpool(self.max_pool(x))
-        return self.classifier(x.view((1, -1)))      # wrong: works for one image only
-
-    def get_activations_gradient(self):
-        return self.gradients
-
-    def get_activations(self, x):
-        return self.features_conv(x)
-'''
-
-OVERLAY_BGR = '''
-def overlay_heatmap(image, cam, alpha=0.4, colormap=cv2.COLORMAP_JET):
-    cam = np.asarray(cam.detach().cpu() if isinstance(cam, torch.Tensor) else cam, dtype=np.float32)
-    h, w = image.shape[:2]
-    heatmap = cv2.applyColorMap(np.uint8(255 * np.clip(cv2.resize(cam, (w, h)), 0, 1)), colormap)
-    # wrong: OpenCV's BGR heatmap blended into an RGB photo
-    return np.clip(alpha * heatmap + (1 - alpha) * image.astype(np.float32), 0, 255).astype(np.uint8)
-'''
+edit = partial(solution_edit, "02_vgg16_imagenet")
 
 OVERLAY_ADDWEIGHTED = '''
 def overlay_heatmap(image, cam, alpha=0.4, colormap=cv2.COLORMAP_JET):
@@ -104,8 +74,12 @@ EXERCISES = {
 }
 
 WRONG = {
-    "batch1_flatten": ({"vgg_solution": VGG_BATCH1_FLATTEN}, "vgg", "test_vgg_logits"),
-    "overlay_bgr": ({"overlay_solution": OVERLAY_BGR}, "overlay", "test_overlay"),
+    # works for one image only
+    "batch1_flatten": (edit("vgg_solution", ("torch.flatten(x, 1)", "x.view((1, -1))")),
+                       "vgg", "test_vgg_logits"),
+    # OpenCV's BGR heatmap blended into an RGB photo
+    "overlay_bgr": (edit("overlay_solution", ("    heatmap = cv2.cvtColor(heatmap, cv2.COLOR_BGR2RGB)\n", "")),
+                    "overlay", "test_overlay"),
     "guided_no_clamp": ({"guided_solution": GUIDED_NO_CLAMP}, "guided", "test_guided_backprop"),
     "guided_hooks_left": ({"guided_solution": GUIDED_HOOKS_LEFT}, "guided", "test_guided_backprop"),
 }

@@ -4,23 +4,11 @@ Each variant is the notebook's own solution with one targeted edit, so a variant
 solution exactly where the mistake (or the alternative) is.
 """
 
-from pathlib import Path
+from functools import partial
 
-import nbformat
+from course_files import solution_edit
 
-from course_files import solution_code
-
-CHAPTER = "03_resnet_covid_ct"
-SOLUTIONS = solution_code(nbformat.read(
-    Path(__file__).resolve().parent.parent / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4))
-
-
-def edit(cell: str, *pairs: tuple[str, str]) -> dict[str, str]:
-    code = SOLUTIONS[cell]
-    for old, new in pairs:
-        assert old in code, f"{old!r} not in the solution of {cell}"
-        code = code.replace(old, new)
-    return {cell: code}
+edit = partial(solution_edit, "03_resnet_covid_ct")
 
 
 EXERCISES = {

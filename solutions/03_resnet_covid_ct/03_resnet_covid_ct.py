@@ -60,10 +60,10 @@ from PIL import Image
 from gradcam_course import setup
 from gradcam_course.ct import (CLASSES, CTDataModule, build_densenet121, build_resnet18,
                                ct_transform, load_ct_scans, load_synthetic_ct, marker_region,
-                               mask_border, predict_proba, save_slices, with_images,
+                               mask_border, save_slices, with_images,
                                with_scanner_label)
 from gradcam_course.plotting import plot_cam_grid, plot_confusion, plot_training_curves, show_cam
-from gradcam_course.training import LitClassifier, train_classifier
+from gradcam_course.training import LitClassifier, predict, train_classifier
 
 device = setup(seed=0)
 
@@ -190,7 +190,7 @@ plt.show()
 # %%
 from sklearn.metrics import classification_report
 
-probs = predict_proba(model, splits.test.images)
+probs = predict(model, splits.test.images).softmax(1)
 preds = probs.argmax(1)
 print(classification_report(splits.test.labels, preds, target_names=CLASSES, digits=3,
                             zero_division=0))
@@ -519,8 +519,9 @@ def constant_map_baseline(slices):
             "energy pointing game": float(energy_pointing_game(flat, masks).mean())}
 
 
+resnet_scores = localisation(model, model.layer4, splits.test) if splits.has_masks else {}
 if splits.has_masks:
-    scores = pd.DataFrame({"ResNet18 Grad-CAM": localisation(model, model.layer4, splits.test),
+    scores = pd.DataFrame({"ResNet18 Grad-CAM": resnet_scores,
                            "constant map (no information)": constant_map_baseline(splits.test)}).T
     display(scores.round(3))
 else:
@@ -552,8 +553,7 @@ plt.show()
 
 # %%
 comparison = pd.DataFrame({
-    "ResNet18": {"test accuracy": result.test_acc,
-                 **(localisation(model, model.layer4, splits.test) if splits.has_masks else {})},
+    "ResNet18": {"test accuracy": result.test_acc, **resnet_scores},
     "DenseNet121": {"test accuracy": dense_result.test_acc,
                     **(localisation(densenet, densenet.features, splits.test) if splits.has_masks else {})},
 }).T
@@ -587,7 +587,7 @@ def fit(train, val, epochs=EPOCHS):
 
 
 def accuracy(net, slices):
-    return float((predict_proba(net, slices.images).argmax(1) == slices.labels).float().mean())
+    return float((predict(net, slices.images).argmax(1) == slices.labels).float().mean())
 
 
 def points_at_label(net, slices):
