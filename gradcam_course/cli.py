@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     grd.add_argument("chapter")
     grd.add_argument("--submitted", help="folder of <student>/<chapter>/*.ipynb (default: submitted/)")
     grd.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: cores)")
+    grd.add_argument("--scheduler", metavar="ADDRESS", help="send the submissions to this Dask "
+                     "scheduler (e.g. tcp://10.0.0.5:8786) instead of local jobs; its workers need "
+                     "the course's Python environment, not the course folder")
     grd.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission")
     grd.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per submission")
     rep = sub.add_parser("report", help="reports/<chapter>/index.html: score distribution and "
@@ -38,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             results = grade(root, args.chapter, args.submitted, args.jobs, args.timeout,
-                            args.memory_mb)
-        except FileNotFoundError as err:  # no such chapter, nothing submitted
+                            args.memory_mb, scheduler=args.scheduler)
+        except (FileNotFoundError, RuntimeError) as err:  # no chapter, nothing submitted, no Dask
             print(f"gradcam-course grade: {err}", file=sys.stderr)
             return 2
         failed = sum(r.status == FAILED for r in results)

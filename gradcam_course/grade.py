@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,25 +203,33 @@ def assemble(nb, assignment: Assignment) -> nbformat.NotebookNode:
 
 # --- 3: run in isolation -----------------------------------------------------------------------
 
-def scratch_course(root: Path, where: Path) -> Path:
-    """A folder with only what the hidden tests import: autograder/{checks,reference}."""
-    target = where / "course"
+def autograder_files(root: Path) -> dict[str, bytes]:
+    """What the hidden tests import, ``autograder/{checks,reference}``, as relative path → bytes.
+
+    Read once by the parent and shipped with every task, so a worker (a thread here, a Dask
+    worker elsewhere) needs the course's Python environment but not the course folder.
+    """
+    files = {"autograder/__init__.py": b""}
     for part in ("checks", "reference"):
-        shutil.copytree(root / "autograder" / part, target / "autograder" / part,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "autograder" / "__init__.py").write_text("")
-    return target
+        for path in sorted((root / "autograder" / part).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                files[str(path.relative_to(root))] = path.read_bytes()
+    return files
 
 
-def run_isolated(root: Path, notebook: nbformat.NotebookNode, timeout: float, memory_mb: int,
-                 cell_timeout: float = 120) -> nbformat.NotebookNode:
-    """Execute ``notebook`` in a child process in a scratch folder; returns the executed notebook.
+def run_isolated(files: dict[str, bytes], notebook: str, timeout: float, memory_mb: int,
+                 cell_timeout: float = 120) -> str:
+    """Execute ``notebook`` (JSON) in a child process in a scratch folder that holds only
+    ``files``; returns the executed notebook as JSON.
 
     Raises SubmissionError with the reason on a timeout, an out-of-memory or a dead kernel.
     """
     with tempfile.TemporaryDirectory(prefix="gradcam-grade-") as tmp:
         tmp = Path(tmp)
-        course = scratch_course(root, tmp)
+        course = tmp / "course"
+        for rel, data in files.items():
+            (course / rel).parent.mkdir(parents=True, exist_ok=True)
+            (course / rel).write_bytes(data)
         work = tmp / "work"
         work.mkdir()
         result = tmp / "result.ipynb"
@@ -234,7 +243,7 @@ def run_isolated(root: Path, notebook: nbformat.NotebookNode, timeout: float, me
                                 stderr=subprocess.PIPE, cwd=work, env=env, text=True,
                                 start_new_session=True)
         try:
-            _, err = proc.communicate(nbformat.writes(notebook), timeout=timeout)
+            _, err = proc.communicate(notebook, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill(proc)
             raise SubmissionError(f"timeout: still running after {timeout:.0f} s")
@@ -245,7 +254,18 @@ def run_isolated(root: Path, notebook: nbformat.NotebookNode, timeout: float, me
             if "DeadKernelError" in err or "Kernel died" in err:
                 raise SubmissionError("kernel died (a crash, os._exit or out of memory)")
             raise SubmissionError(f"grading error (exit {proc.returncode}): {tail}")
-        return nbformat.read(result, as_version=4)
+        return result.read_text()
+
+
+def execute_task(files: dict[str, bytes], notebook: str, timeout: float, memory_mb: int
+                 ) -> tuple[str, str, float]:
+    """One submission's task, the same for the thread pool and for Dask: never raises for a
+    submission's fault, returns ``("ok", executed JSON, seconds)`` or ``("failed", reason, seconds)``."""
+    start = time.perf_counter()
+    try:
+        return "ok", run_isolated(files, notebook, timeout, memory_mb), time.perf_counter() - start
+    except SubmissionError as err:
+        return "failed", str(err), time.perf_counter() - start
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -378,12 +398,13 @@ def write_csv(path: Path, assignment: Assignment, results: list[Result]) -> None
     tests = assignment.tests
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "status", "reason", *tests, "total", "max", "seconds"])
+        # no wall times here: grading the same class twice (threads or Dask) gives the same file
+        writer.writerow(["student", "status", "reason", *tests, "total", "max"])
         for r in sorted(results, key=lambda r: r.student):
             cells = [("" if r.status == FAILED else f"{r.scores.get(g, 0):g}") for g in tests]
             total = "" if r.status == FAILED else f"{r.total:g}"
             writer.writerow([r.student, r.status, r.reason, *cells, total,
-                             f"{sum(tests.values()):g}", f"{r.seconds:.1f}"])
+                             f"{sum(tests.values()):g}"])
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -406,27 +427,119 @@ def ensure_gradebook(root: Path, chapter: str) -> None:
                    cwd=root / "autograder", env=tool_env(), check=True, capture_output=True)
 
 
-def grade_one(root: Path, assignment: Assignment, folder: Path, timeout: float,
-              memory_mb: int) -> Result:
+def prepare(assignment: Assignment, folder: Path) -> tuple[Result, str | None]:
+    """Parent side, nothing executed: the result so far and the notebook to run (JSON), or
+    ``None`` when the submission already failed its checks."""
     result = Result(folder.name)
-    start = time.perf_counter()
     try:
         nb = read_submission(find_notebook(folder / assignment.chapter, assignment.chapter))
         check_metadata(nb, assignment)
         result.flags = prescan(student_code(nb, assignment))
-        executed = run_isolated(root, assemble(nb, assignment), timeout, memory_mb)
-        result.scores = score(executed, assignment)
-        result.notebook = executed
-        if result.flags:
-            result.status, result.reason = FLAGGED, "suspicious code: " + "; ".join(result.flags)
+        return result, nbformat.writes(assemble(nb, assignment))
     except SubmissionError as err:
         result.status, result.reason = FAILED, str(err)
-    result.seconds = time.perf_counter() - start
+        return result, None
+
+
+def finish(result: Result, outcome: tuple[str, str, float], assignment: Assignment,
+           memory_mb: int) -> Result:
+    """Parent side: the status and scores from what the task returned."""
+    kind, payload, result.seconds = outcome
+    if kind != "ok":
+        result.status, result.reason = FAILED, payload
+        return result
+    executed = nbformat.reads(payload, as_version=4)
+    starved = out_of_memory_cell(executed)
+    if starved:  # its tests failed for the grader's limit, not necessarily for a wrong answer
+        result.status = FAILED
+        result.reason = f"out of memory (limit {memory_mb} MB): cell {starved!r} raised MemoryError"
+        return result
+    result.scores = score(executed, assignment)
+    result.notebook = executed
+    if result.flags:
+        result.status, result.reason = FLAGGED, "suspicious code: " + "; ".join(result.flags)
     return result
 
 
+def out_of_memory_cell(executed) -> str | None:
+    """The first cell that ran out of memory under the grader's limit (its grade_id or index)."""
+    for i, cell in enumerate(executed.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and (
+                    out.get("ename") == "MemoryError"
+                    or "can't allocate memory" in str(out.get("evalue", ""))):
+                return meta(cell).get("grade_id") or f"#{i}"
+    return None
+
+
+def run_tasks(tasks: dict[str, str], files: dict[str, bytes], timeout: float, memory_mb: int,
+              jobs: int, scheduler: str | None):
+    """Yield ``(student, outcome)`` as tasks finish: on a local thread pool (each task is a
+    child process, so threads are enough) or on the Dask cluster at ``scheduler``."""
+    if scheduler is None:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(execute_task, files, nb, timeout, memory_mb): student
+                       for student, nb in tasks.items()}
+            for future in as_completed(futures):
+                yield futures[future], _outcome(future)
+        return
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError as err:
+        raise RuntimeError("--scheduler needs dask.distributed: pip install distributed") from err
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as err:
+        raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {err}. Start one "
+                           "with `dask scheduler` and workers with `dask worker ADDRESS`.") from err
+    with client:
+        shared = client.scatter(files, broadcast=True)
+        futures = {client.submit(execute_task, shared, nb, timeout, memory_mb, pure=False,
+                                 key=f"grade-{student}-{uuid.uuid4().hex[:8]}"): student
+                   for student, nb in tasks.items()}
+        for future in dask_completed(futures):
+            yield futures[future], _outcome(future)
+
+
+def _outcome(future) -> tuple[str, str, float]:
+    """A task's result; a lost worker or a bug in the grader fails that submission, not the run."""
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - reported per student, never swallowed silently
+        return "failed", f"grading error: {type(err).__name__}: {str(err)[:200]}", 0.0
+
+
+class Progress:
+    """A progress bar on a terminal with a line per failed or flagged submission above it;
+    one line per submission when the output is a log file."""
+
+    def __init__(self, total: int, maximum: float, verbose: bool):
+        from tqdm.auto import tqdm
+
+        self.maximum, self.verbose, self.done, self.total = maximum, verbose, 0, total
+        self.bar = tqdm(total=total, unit="submission", file=sys.stderr, dynamic_ncols=True,
+                        disable=not (verbose and sys.stderr.isatty()))
+
+    def __call__(self, r: Result) -> None:
+        self.done += 1
+        points = f" {r.total:g}/{self.maximum:g}" if r.status != FAILED else ""
+        line = (f"[{self.done:>{len(str(self.total))}}/{self.total}] {r.student}: {r.status}"
+                f"{points}{' (' + r.reason + ')' if r.reason else ''} in {r.seconds:.1f} s")
+        if not self.bar.disable:
+            if r.status != GRADED:
+                self.bar.write(line)
+            self.bar.update()
+        elif self.verbose:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | None = None,
-          timeout: float = 600, memory_mb: int = 8192, verbose: bool = True) -> list[Result]:
+          timeout: float = 600, memory_mb: int = 8192, verbose: bool = True,
+          scheduler: str | None = None) -> list[Result]:
     assignment = Assignment.load(root, chapter)
     submitted = Path(submitted or root / "submitted")
     folders = sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
@@ -439,31 +552,37 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
     gradebook = root / "gradebook.db"
     snapshot = gradebook.read_bytes()
     jobs = max(1, jobs or os.cpu_count() or 1)
-    results: list[Result] = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(grade_one, root, assignment, f, timeout, memory_mb) for f in folders]
-        for done, future in enumerate(as_completed(futures), 1):
-            r = future.result()
-            results.append(r)
-            if verbose:
-                detail = f"{r.total:g}/{sum(assignment.tests.values()):g}" if r.status != FAILED else ""
-                why = f" ({r.reason})" if r.reason else ""
-                print(f"[{done:>{len(str(len(folders)))}}/{len(folders)}] {r.student}: {r.status} "
-                      f"{detail}{why} in {r.seconds:.1f} s", flush=True)
+    progress = Progress(len(folders), sum(assignment.tests.values()), verbose)
+    results: dict[str, Result] = {}
+    tasks: dict[str, str] = {}
+    for folder in folders:
+        result, notebook = prepare(assignment, folder)
+        results[result.student] = result
+        if notebook is None:
+            progress(result)
+        else:
+            tasks[result.student] = notebook
+    try:
+        for student, outcome in run_tasks(tasks, autograder_files(root), timeout, memory_mb,
+                                          jobs, scheduler):
+            progress(finish(results[student], outcome, assignment, memory_mb))
+    finally:
+        progress.close()
     if gradebook.read_bytes() != snapshot:
         gradebook.write_bytes(snapshot)
         print("warning: the gradebook was changed while submissions ran; restored it "
               "(see the flagged submissions)", flush=True)
-    for r in results:
+    ordered = [results[s] for s in sorted(results)]
+    for r in ordered:
         if r.notebook is not None:
             out = root / "autograded" / r.student / chapter / f"{chapter}.ipynb"
             out.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(r.notebook, out)
             write_html(feedback_notebook(r.notebook, assignment, r),
                        root / "feedback" / r.student / chapter / f"{chapter}.html")
-    record_gradebook(root, assignment, results)
-    write_csv(root / f"grades_{chapter}.csv", assignment, results)
-    return sorted(results, key=lambda r: r.student)
+    record_gradebook(root, assignment, ordered)
+    write_csv(root / f"grades_{chapter}.csv", assignment, ordered)
+    return ordered
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--worker":

@@ -13,18 +13,29 @@ from .runtime import fast_mode, interactive, quiet
 
 
 class LitClassifier(L.LightningModule):
-    """Wraps any classifier that returns logits: cross-entropy, Adam, accuracy metrics."""
+    """Wraps any classifier that returns logits: cross-entropy, Adam, accuracy metrics.
+
+    ``num_classes=1`` is a binary classifier with a single logit (N, 1): ``BCEWithLogitsLoss``
+    on float labels, which folds the sigmoid into the loss (stable where sigmoid + ``BCELoss``
+    saturates); ``pos_weight`` weighs the positive class.
+    """
 
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 1e-3,
-                 class_weights: torch.Tensor | None = None, cosine: bool = False):
+                 class_weights: torch.Tensor | None = None, cosine: bool = False,
+                 pos_weight: torch.Tensor | None = None):
         super().__init__()
         self.model = model
         self.lr = lr
         # Cosine decay to 0 over the run: the last epochs take small steps, so the final model
         # is not caught mid-oscillation (BatchNorm networks trained from scratch on little data).
         self.cosine = cosine
-        self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
-        metric = dict(task="multiclass", num_classes=num_classes)
+        self.binary = num_classes == 1
+        if self.binary:
+            self.loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+            metric = dict(task="binary")
+        else:
+            self.loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+            metric = dict(task="multiclass", num_classes=num_classes)
         self.train_acc = torchmetrics.Accuracy(**metric)
         self.val_acc = torchmetrics.Accuracy(**metric)
         self.test_acc = torchmetrics.Accuracy(**metric)
@@ -35,8 +46,13 @@ class LitClassifier(L.LightningModule):
     def _step(self, batch, metric, stage):
         x, y = batch
         logits = self(x)
-        loss = self.loss_fn(logits, y)
-        metric(logits, y)
+        if self.binary:
+            logits = logits.squeeze(1)
+            loss = self.loss_fn(logits, y.float())
+            metric(torch.sigmoid(logits), y.long())
+        else:
+            loss = self.loss_fn(logits, y)
+            metric(logits, y)
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=False, on_epoch=True)
         self.log(f"{stage}_acc", metric, prog_bar=True, on_step=False, on_epoch=True)
         return loss

@@ -87,3 +87,24 @@ def test_chapter_3_measures_the_shortcut_and_its_fix(html):
     assert acc1 > acc0 + 0.03, "blanking the border should raise the clean-test accuracy"
     assert pg1 > pg0 + 0.2, "the fixed model's maps should point at the lesions far more often"
     assert corner0 > 0.5 > 0.25 > corner1, "the shortcut model's maps peak on the label's corner"
+
+
+def test_chapter_4_compares_the_methods_with_real_numbers(html):
+    page = (html / "book" / "chapters" / "04_pcam_histology.html").read_text()
+    assert len(re.findall(r'<img[^>]+src="[^"]+\.png"', page)) >= 6
+    assert "OFFLINE fallback, synthetic H&amp;E-like patches" in page
+    text = html_module.unescape(re.sub(r"<[^>]+>", "", page))
+
+    def scores(metric):
+        line = re.search(rf"{re.escape(metric)}: (Grad-CAM [\d.]+ \|.+)", text)
+        assert line, f"the {metric} line is missing from the chapter 4 page"
+        return {name: float(value) for name, value in
+                re.findall(r"([A-Za-z][\w ,-]*?) ([\d.]+)(?: \||$)", line.group(1))}
+
+    pointing, deletion = scores("pointing game"), scores("deletion AUC ↓")
+    methods = {"Grad-CAM", "saliency", "occlusion", "integrated gradients"}
+    assert methods | {"random map"} <= set(pointing) and methods <= set(deletion)
+    for method in methods:  # every method finds the tumour far more often than noise
+        assert pointing[method] > pointing["random map"] + 0.2, (method, pointing)
+    for method in ("saliency", "occlusion", "integrated gradients"):  # and is faithful
+        assert deletion[method] < deletion["random map"], (method, deletion)

@@ -18,11 +18,12 @@ from torch import nn
 import variants as variants_ch01
 import variants_ch02
 import variants_ch03
+import variants_ch04
 from course_files import grade_id, solution_code
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"01_mnist_lenet": variants_ch01, "02_vgg16_imagenet": variants_ch02,
-            "03_resnet_covid_ct": variants_ch03}
+            "03_resnet_covid_ct": variants_ch03, "04_pcam_histology": variants_ch04}
 # What the chapters import before their solution cells.
 IMPORTS = """
 from pathlib import Path
@@ -36,6 +37,7 @@ from PIL import Image
 from torch import nn
 
 from gradcam_course.ct import CLASSES
+from gradcam_course.metrics import score_signs
 from gradcam_course.plotting import show_cam
 """
 HIDDEN_CALL = re.compile(r'load_checks\("(\w+)"\)\.(\w+)\((\w+)\)')

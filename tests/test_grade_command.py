@@ -3,6 +3,7 @@ answers, broken and hostile submissions, and the cheats that fool plain nbgrader
 
 import copy
 import csv
+import shutil
 import subprocess
 import sys
 
@@ -48,6 +49,8 @@ def class_of(release, sol):
                                                           + weights}),
         "infinite_loop": make_submission(release, sol, {"weights_solution": "while True:\n    pass\n"}),
         "kernel_dies": make_submission(release, sol, {"weights_solution": "import os\nos._exit(1)\n"}),
+        "memory_hog": make_submission(release, sol, {"weights_solution": weights
+                                                     + "\n\n_hog = bytearray(64 * 1024**3)\n"}),
         "huge_output": make_submission(release, sol, {"weights_solution": weights
                                                       + "\n\nprint('x' * 200_000_000)\n"}),
         "writes_gradebook": make_submission(release, sol, {"weights_solution": weights + (
@@ -139,7 +142,8 @@ def test_an_input_transformer_is_flagged(graded):
 @pytest.mark.parametrize("student,reason", [
     ("duplicated_cell", "duplicated cells: weights_solution"),
     ("edited_schema", "edited metadata"), ("invalid_json", "invalid notebook"),
-    ("no_notebook", "no notebook"), ("infinite_loop", "timeout"), ("kernel_dies", "kernel died")])
+    ("no_notebook", "no notebook"), ("infinite_loop", "timeout"), ("kernel_dies", "kernel died"),
+    ("memory_hog", "out of memory (limit 8192 MB): cell 'weights_solution' raised MemoryError")])
 def test_broken_submissions_fail_with_a_reason_not_a_zero(graded, student, reason):
     row = graded["rows"][student]
     assert row["status"] == "failed" and reason in row["reason"]
@@ -207,3 +211,40 @@ def test_class_report_shows_what_the_class_missed(graded):
     assert first_row.startswith("test_weights")
     assert "did you apply the ReLU" in page  # the wrong map's message, for test_map
     assert "duplicated_cell: duplicated cells" in page and "displayhook: suspicious code" in page
+
+
+DASK_STUDENTS = ["right", "wrong_map", "displayhook", "crash_at_import", "kernel_dies", "memory_hog",
+                 "invalid_json", "no_notebook", "duplicated_cell", "renamed_file"]
+
+
+def test_dask_cluster_gives_the_same_grades(graded, root, tmp_path):
+    """--scheduler: the same tasks on a Dask LocalCluster on loopback (two worker processes);
+    the rows of grades_<chapter>.csv are identical to the local run's, byte for byte."""
+    import distributed  # a requirement of the course's machines (requirements.txt)
+
+    course = temp_course(root, tmp_path / "dask")
+    for student in DASK_STUDENTS:
+        shutil.copytree(graded["dir"] / "submitted" / student, course / "submitted" / student)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None, processes=True) as cluster:
+        proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "grade", CHAPTER,
+                               "--scheduler", cluster.scheduler_address, "--timeout", str(TIMEOUT)],
+                              cwd=course, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    local = (graded["dir"] / f"grades_{CHAPTER}.csv").read_text().splitlines()
+    wanted = [local[0]] + [line for line in local[1:] if line.split(",")[0] in DASK_STUDENTS]
+    assert len(wanted) == len(DASK_STUDENTS) + 1
+    assert (course / f"grades_{CHAPTER}.csv").read_text().splitlines() == wanted
+    assert (course / "feedback" / "wrong_map" / CHAPTER / f"{CHAPTER}.html").is_file()
+
+
+def test_unreachable_scheduler_is_a_clear_error(root, tmp_path):
+    course = temp_course(root, tmp_path / "nodask")
+    write_submission(course, "someone", nbformat.read(
+        course / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4), CHAPTER)
+    proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "grade", CHAPTER,
+                           "--scheduler", "tcp://127.0.0.1:9"], cwd=course, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in proc.stderr
+    assert "dask scheduler" in proc.stderr

@@ -10,6 +10,7 @@ import pytest
 import variants as variants_ch01
 import variants_ch02
 import variants_ch03
+import variants_ch04
 from course_files import make_submission, nbgrader, solution_code, temp_course, write_submission
 
 CHAPTERS = {
@@ -19,6 +20,10 @@ CHAPTERS = {
                    "test_capture_hygiene": 10, "test_weights": 10, "test_map": 10,
                    "test_upsample_values": 10, "test_upsample_edge_cases": 10},
         "hint": ("softmax_score", "raw logit"),
+        # every variant is mutation-tested in test_checks.py and the whole chapter-1 class is
+        # graded by test_grade_command.py; nbgrader itself grades one of each kind
+        "e2e": {"softmax_score", "no_relu", "hook_left_registered", "full_backward_hook",
+                "import_error", "infinite_loop"},
     },
     "02_vgg16_imagenet": {
         "variants": variants_ch02,
@@ -36,6 +41,16 @@ CHAPTERS = {
         # every variant is mutation-tested in test_checks.py; nbgrader grades one per exercise
         "e2e": {"weights_not_normalised", "class_idx_ignored", "title_without_probability",
                 "ties_count_as_hits", "tensor_hook_gradients", "gradcam_crashes"},
+    },
+    "04_pcam_histology": {
+        "variants": variants_ch04,
+        "points": {"test_gradcam_values": 10, "test_gradcam_negative": 5, "test_saliency": 10,
+                   "test_occlusion_values": 10, "test_occlusion_baseline": 5, "test_ig_values": 10,
+                   "test_ig_completeness": 5, "test_ig_baseline": 5, "test_insertion_curves": 10,
+                   "test_insertion_auc": 10},
+        "hint": ("ig_baseline_ignored", "The path starts at the baseline"),
+        "e2e": {"negative_class_same_sign", "occlusion_off_by_one", "ig_baseline_ignored",
+                "curves_of_logits", "occlusion_one_window_at_a_time", "saliency_crashes"},
     },
 }
 TIMEOUT = 30  # per cell; chapter 1's infinite loop costs one timeout

@@ -1,0 +1,711 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# # Chapter 4 · PatchCamelyon: Grad-CAM against other attribution methods, measured
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gradcam-course/gradcam-course/blob/main/notebooks/04_pcam_histology/04_pcam_histology.ipynb)
+#
+# Grad-CAM is one way to explain a decision among many. This chapter puts it next to three
+# others, **saliency**, **occlusion** and **integrated gradients**, and then does what most
+# tutorials skip: it *measures* them. The data make that possible. In PatchCamelyon
+# {cite}`veeling2018pcam`, a 96 × 96 patch of a lymph-node section is labelled "tumour" exactly
+# when its **centre 32 × 32 region** contains tumour tissue, so we know where the evidence must
+# be.
+#
+# **You will learn to**
+# - explain a classifier with a single output (one logit), for either class;
+# - implement saliency, occlusion and integrated gradients, batched;
+# - judge explanations by localisation (pointing games) and by faithfulness (insertion and
+#   deletion curves);
+# - run the model-randomisation sanity check, which catches explanations that ignore the model.
+#
+# **Run time:** about 5 minutes on a CPU. **Points (100):** exercise 1 (Grad-CAM for one logit)
+# 15 · exercise 2 (saliency) 10 · exercise 3 (occlusion) 15 · exercise 4 (integrated gradients) 20
+# · exercise 5 (insertion/deletion) 20 · written answers 2 × 10.
+
+# %% [markdown]
+# ## Setup
+
+# %% tags=["hide-input"]
+import subprocess
+import sys
+
+COURSE_REPO = "https://github.com/gradcam-course/gradcam-course"  # set from _config.yml
+if "google.colab" in sys.modules:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    f"gradcam-course @ git+{COURSE_REPO}"], check=True)
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from gradcam_course import fast_mode, setup
+from gradcam_course.metrics import (cascading_randomization, energy_pointing_game, pointing_game,
+                                    rank_correlation, score_signs)
+from gradcam_course.pcam import CLASSES, PCamDataModule, PatchCNN, centre_region, load_pcam
+from gradcam_course.plotting import plot_confusion, plot_training_curves, show_cam
+from gradcam_course.training import LitClassifier, predict, train_classifier
+
+device = setup(seed=0)
+
+# %% [markdown]
+# ## 1 · The data
+#
+# With internet, the next cell downloads the PatchCamelyon HDF5 files from Zenodo (about 7 GB
+# unpacked; or set `GRADCAM_COURSE_PCAM_DIR` to a folder that has them) and reads a stratified
+# subset of 40 000 / 5 000 / 5 000 patches, **lazily**: one patch at a time from the file, so the
+# 6 GB training file never has to fit in memory. Offline, the same call generates **synthetic
+# H&E-like patches**: pink stroma (eosin), small purple nuclei (haematoxylin), now and then a
+# dense cluster of small dark lymphocytes, and tumour as clusters of larger, darker, ragged
+# nuclei. The label follows PCam's rule: positive when tumour touches the centre 32 × 32 region,
+# and a negative patch may have tumour *outside* the centre, as in the real data. For synthetic
+# patches we also get the tumour's exact outline, a mask per patch. The banner says which data
+# you got.
+
+# %%
+splits = load_pcam()
+test = splits.test
+evidence = test.evidence()  # the tumour masks; for real PCam, the centre region of positives
+SIZE = test.images.shape[-1]
+
+# %% [markdown]
+# Eight patches of each class. The dashed square is the centre region that decides the label;
+# green outlines the tumour where we know it.
+
+# %%
+def show_patches(patches, masks, idx, title):
+    fig, axes = plt.subplots(2, 8, figsize=(14, 4.2), layout="constrained")
+    lo = SIZE // 3
+    for ax, i in zip(axes.flat, idx):
+        ax.imshow(patches.images[i].permute(1, 2, 0).numpy())
+        if masks[i].any():
+            ax.contour(masks[i].numpy(), levels=[0.5], colors="lime", linewidths=1)
+        ax.add_patch(plt.Rectangle((lo - 0.5, lo - 0.5), SIZE - 2 * lo, SIZE - 2 * lo, fill=False,
+                                   ec="white", ls="--", lw=1))
+        ax.set_title(CLASSES[int(patches.labels[i])], fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title)
+    plt.show()
+
+
+sample = torch.cat([torch.nonzero(test.labels == c)[:8, 0] for c in (0, 1)])
+show_patches(test, evidence, sample.tolist(),
+             f"Test patches ({splits.source}): dashed, the centre region; green, tumour")
+
+# %% [markdown]
+# ## 2 · A small CNN with one output
+#
+# Four convolution blocks (`features[0]`, `[2]`, `[4]`, `[6]`) with three max-poolings between
+# them (a 24 × 24 grid at `features[4]`, 12 × 12 at `features[6]`), global
+# average pooling and a linear layer with **one output**: the logit $z$ of "tumour". The
+# probability of tumour is $\sigma(z)$ and of normal tissue $1 - \sigma(z) = \sigma(-z)$.
+#
+# We train it with `BCEWithLogitsLoss`, which takes the logit itself. The tempting alternative,
+# a sigmoid inside the model followed by `BCELoss`, computes $\log \sigma(z)$ in two steps and
+# loses precision (and gradient) when $|z|$ is large: the fused loss uses the stable identity
+# $\log \sigma(z) = -\log(1 + e^{-z})$. `LitClassifier(..., num_classes=1)` does this.
+
+# %%
+EPOCHS = 8
+model = PatchCNN().to(device)
+lit = LitClassifier(model, num_classes=1, lr=2e-3, cosine=True)
+result = train_classifier(lit, PCamDataModule(splits, batch_size=64), max_epochs=EPOCHS)
+print(f"test accuracy {result.test_acc:.3f} after {result.epochs} epoch(s)")
+plot_training_curves(result.history, title="PatchCNN on histology patches")
+plt.show()
+
+# %%
+from sklearn.metrics import classification_report
+
+model.eval()
+test_images = test.floats()
+test_logits = predict(model, test_images)[:, 0]
+preds = (test_logits > 0).long()
+print(classification_report(test.labels, preds, target_names=CLASSES, digits=3, zero_division=0))
+plot_confusion(test.labels, preds, CLASSES, title="PatchCNN, test patches")
+plt.show()
+
+# %% [markdown]
+# ## Which score do we explain?
+#
+# Every method below explains a **score**: a number per image whose gradient or change we
+# follow. With one logit $z$ per image, the score of "tumour" is $z$ and the score of "normal"
+# is $-z$ (the logit of normal tissue, since $\sigma(-z)$ is its probability). Explaining
+# "normal" with $+z$ would show what speaks *against* normal, the opposite of what we asked.
+# `score_signs(logits, target)` from the helper package returns the sign per image: `target` is
+# `None` (the predicted class: $z > 0$ means tumour), `0` or `1` for all images, or one `0`/`1`
+# per image. The score is then `logits[:, 0] * score_signs(logits, target)`.
+
+# %%
+print("signs for target=None on four logits:", score_signs(torch.tensor([[2.0], [-1.0], [0.5], [-3.0]])))
+
+# %% [markdown]
+# ## Exercise 1 · Grad-CAM for a single logit (15 points)
+#
+# Write `binary_gradcam(model, target_layer, images, target=None)`: chapter 1's Grad-CAM
+# {cite}`selvaraju2017gradcam` for the score $s = \pm z$ above,
+#
+# $$\alpha_k = \frac{1}{hw}\sum_{ij} \frac{\partial s}{\partial A^k_{ij}}, \qquad
+#   L = \mathrm{ReLU}\Big(\sum_k \alpha_k A^k\Big),$$
+#
+# then bilinear upsampling to the input size (`align_corners=False`) and a per-image min-max to
+# $[0, 1]$ with eps `1e-7`. Return `(N, H, W)`. Use a forward hook on `target_layer` that
+# returns `output.clone()` (chapter 3's lesson), `torch.autograd.grad`, and remove the hook
+# whatever happens.
+
+# %% nbgrader={"grade": false, "grade_id": "gradcam_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def binary_gradcam(model, target_layer, images, target=None):
+    ### BEGIN SOLUTION
+    kept = {}
+
+    def hook(module, inputs, output):
+        kept["a"] = output
+        return output.clone()
+
+    handle = target_layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            logits = model(images)
+            score = (logits[:, 0] * score_signs(logits, target)).sum()
+            (grads,) = torch.autograd.grad(score, kept["a"])
+    finally:
+        handle.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * kept["a"].detach()).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    lo = cam.flatten(1).min(1).values[:, None, None]
+    hi = cam.flatten(1).max(1).values[:, None, None]
+    return (cam - lo) / (hi - lo + 1e-7)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_gradcam_values", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# Visible check: shape and range on the trained model.
+_maps = binary_gradcam(model, model.features[-1], test_images[:4].to(device))
+assert _maps.shape == (4, SIZE, SIZE), f"expected (4, {SIZE}, {SIZE}), got {tuple(_maps.shape)}"
+assert float(_maps.min()) >= 0 and float(_maps.max()) <= 1 + 1e-6, "normalise each map to [0, 1]"
+print("visible checks passed: shape and range")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_gradcam_values(binary_gradcam)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test_gradcam_negative", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# Visible check: the maps of "tumour" and of "normal" differ (their scores have opposite signs).
+_x = test_images[:2].to(device)
+_tumour, _normal = binary_gradcam(model, model.features[-1], _x, 1), binary_gradcam(model, model.features[-1], _x, 0)
+assert not torch.allclose(_tumour, _normal), "target=0 must explain the score -logit, not +logit"
+print("visible checks passed: the two classes get different maps")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_gradcam_negative(binary_gradcam)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 2 · Saliency (10 points)
+#
+# The oldest gradient explanation {cite}`simonyan2014saliency`: how much does the score change
+# when one input pixel changes? Write `saliency_map(model, images, target=None)` returning
+# `(N, H, W)`:
+#
+# $$M_{ij} = \max_c \left| \frac{\partial s}{\partial x_{cij}} \right|,$$
+#
+# then per-image min-max to $[0, 1]$ (eps `1e-7`). Take the gradient with respect to a detached
+# copy of the images that requires grad (never modify the caller's tensor).
+
+# %% nbgrader={"grade": false, "grade_id": "saliency_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def saliency_map(model, images, target=None):
+    ### BEGIN SOLUTION
+    x = images.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(x)
+        score = (logits[:, 0] * score_signs(logits, target)).sum()
+        (grad,) = torch.autograd.grad(score, x)
+    m = grad.abs().amax(dim=1)
+    lo = m.flatten(1).min(1).values[:, None, None]
+    hi = m.flatten(1).max(1).values[:, None, None]
+    return (m - lo) / (hi - lo + 1e-7)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_saliency", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# Visible check: shape, range, and the caller's images untouched.
+_x = test_images[:3].clone().to(device)
+_s = saliency_map(model, _x)
+assert _s.shape == (3, SIZE, SIZE) and float(_s.min()) >= 0 and float(_s.max()) <= 1 + 1e-6
+assert not _x.requires_grad, "work on a detached copy of the images"
+print("visible checks passed: saliency shape and range")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_saliency(saliency_map)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 3 · Occlusion (15 points)
+#
+# Gradients describe an infinitesimal change; occlusion {cite}`zeiler2014visualizing` makes a
+# real one. Cover a `patch` × `patch` window (all channels) with the `baseline` value, and see how
+# much the score drops. Write
+# `occlusion_sensitivity(model, images, patch, stride, baseline=0.0, target=None)` returning
+# `(N, H, W)`:
+#
+# - windows start at rows and columns $0, \text{stride}, 2\,\text{stride}, \dots$ as long as the
+#   window fits: $\lfloor (H - \text{patch}) / \text{stride} \rfloor + 1$ positions per axis;
+# - the drop of a window is $s(x) - s(x_\text{occluded})$, with the target class chosen on the
+#   *unoccluded* images;
+# - each pixel gets the **mean** drop of the windows that cover it, and 0 if none does (this is
+#   what captum's `Occlusion` returns, per channel).
+#
+# The original version of this assignment ran one forward pass per window and applied a sigmoid
+# to an output that already was one. Do better: stack the occluded copies and evaluate them in
+# batches (a few hundred images per forward pass), under `torch.inference_mode()`.
+
+# %% nbgrader={"grade": false, "grade_id": "occlusion_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def occlusion_sensitivity(model, images, patch, stride, baseline=0.0, target=None):
+    ### BEGIN SOLUTION
+    n, c, h, w = images.shape
+    windows = [(y, x) for y in range(0, h - patch + 1, stride) for x in range(0, w - patch + 1, stride)]
+    with torch.inference_mode():
+        logits = model(images)
+        signs = score_signs(logits, target)
+        base = logits[:, 0] * signs
+        drops = []
+        per_batch = max(1, 256 // n)
+        for start in range(0, len(windows), per_batch):
+            chunk = windows[start:start + per_batch]
+            occluded = images.repeat(len(chunk), 1, 1, 1)
+            for k, (y, x) in enumerate(chunk):
+                occluded[k * n:(k + 1) * n, :, y:y + patch, x:x + patch] = baseline
+            scores = model(occluded)[:, 0].view(len(chunk), n) * signs
+            drops.append(base - scores)
+        drops = torch.cat(drops)  # (windows, N)
+        total = torch.zeros(n, h, w, device=images.device)
+        count = torch.zeros(h, w, device=images.device)
+        for k, (y, x) in enumerate(windows):
+            total[:, y:y + patch, x:x + patch] += drops[k][:, None, None]
+            count[y:y + patch, x:x + patch] += 1
+    return total / count.clamp_min(1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_occlusion_values", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# Visible check: one window covering the whole image gives every pixel the same drop.
+_x = test_images[:2].to(device)
+_o = occlusion_sensitivity(model, _x, patch=SIZE, stride=SIZE, target=1)
+with torch.no_grad():
+    _drop = model(_x)[:, 0] - model(torch.zeros_like(_x))[:, 0]
+assert _o.shape == (2, SIZE, SIZE), f"expected (2, {SIZE}, {SIZE}), got {tuple(_o.shape)}"
+assert torch.allclose(_o, _drop[:, None, None].expand_as(_o), atol=1e-4), "drop = score(x) - score(occluded x)"
+print("visible checks passed: a single window")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_occlusion_values(occlusion_sensitivity)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test_occlusion_baseline", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# Hidden test only: a grey baseline, and the class "normal".
+print("graded by a hidden test: baseline=0.5 and target=0")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_occlusion_baseline(occlusion_sensitivity)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Exercise 4 · Integrated gradients (20 points)
+#
+# A saliency map looks at the gradient at the image only, where a saturated network may be flat.
+# Integrated gradients {cite}`sundararajan2017axiomatic` average the gradient along the straight
+# path from a **baseline** $x'$ (black, by default) to the image, and multiply by the distance
+# travelled:
+#
+# $$\mathrm{IG}_i(x) = (x_i - x'_i) \int_0^1 \frac{\partial s}{\partial x_i}\big(x' + \alpha (x - x')\big)\, d\alpha
+#   \approx (x_i - x'_i)\,\frac{1}{m} \sum_{k=0}^{m-1} \frac{\partial s}{\partial x_i}\big(x' + \alpha_k (x - x')\big),
+#   \quad \alpha_k = \frac{k + \frac{1}{2}}{m}.$$
+#
+# This midpoint rule is captum's `method="riemann_middle"`. The axiom that makes IG worth its
+# cost is **completeness**: the attributions add up to $s(x) - s(x')$, the whole change of the
+# score, so nothing is left unexplained (up to the error of the sum, which shrinks with $m$).
+#
+# Write `integrated_gradients(model, images, baseline=None, steps=50, target=None)` returning
+# `(N, C, H, W)`. `baseline` is `None` (zeros), a float, or a tensor of the images' shape; the
+# target class is chosen on the images. Evaluate the path points in batches (all $m$ points of
+# an image need not be separate forward passes).
+
+# %% nbgrader={"grade": false, "grade_id": "ig_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def integrated_gradients(model, images, baseline=None, steps=50, target=None):
+    ### BEGIN SOLUTION
+    x = images.detach()
+    ref = torch.zeros_like(x) + (0.0 if baseline is None else torch.as_tensor(baseline, dtype=x.dtype, device=x.device))
+    with torch.no_grad():
+        signs = score_signs(model(x), target)
+    alphas = (torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps
+    total = torch.zeros_like(x)
+    per_batch = max(1, 256 // len(x))
+    for start in range(0, steps, per_batch):
+        a = alphas[start:start + per_batch].view(-1, 1, 1, 1, 1)
+        path = (ref + a * (x - ref)).reshape(-1, *x.shape[1:]).requires_grad_(True)
+        with torch.enable_grad():
+            score = (model(path)[:, 0] * signs.repeat(len(a))).sum()
+            (grad,) = torch.autograd.grad(score, path)
+        total += grad.view(len(a), *x.shape).sum(0)
+    return (x - ref) * total / steps
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_ig_values", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# Visible check: shape, and zero attribution where the image equals the baseline.
+_x = test_images[:2].clone().to(device)
+_x[:, :, :8, :8] = 0.0
+_ig = integrated_gradients(model, _x, steps=8)
+assert _ig.shape == _x.shape, f"expected {tuple(_x.shape)}, got {tuple(_ig.shape)}"
+assert float(_ig[:, :, :8, :8].abs().max()) == 0.0, "multiply by (x - baseline)"
+print("visible checks passed: shape and (x - baseline) factor")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_ig_values(integrated_gradients)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test_ig_completeness", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# Visible check: completeness on the trained model.
+_x = test_images[:4].to(device)
+_ig = integrated_gradients(model, _x, steps=64, target=1)
+with torch.no_grad():
+    _gap = model(_x)[:, 0] - model(torch.zeros_like(_x))[:, 0]
+print("sum of attributions:", _ig.flatten(1).sum(1).cpu().numpy().round(3))
+print("s(x) - s(baseline): ", _gap.cpu().numpy().round(3))
+# the midpoint rule is not exact on a network full of ReLU kinks: allow 5 % of the largest gap
+assert torch.allclose(_ig.flatten(1).sum(1), _gap, rtol=0, atol=0.05 * float(_gap.abs().max())), \
+    "the attributions must add up to s(x) - s(x')"
+print("visible checks passed: completeness")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_ig_completeness(integrated_gradients)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test_ig_baseline", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# Hidden test only: a float baseline, an image-shaped baseline, and the class "normal".
+print("graded by a hidden test: baselines and target=0")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_ig_baseline(integrated_gradients)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 3 · Four explanations of the same patches
+#
+# **Which baseline?** Occlusion, integrated gradients and insertion/deletion all replace pixels by
+# a "nothing here" value. Black (0) is the usual default for photos, but in a stained section
+# dark purple *is* the stain of nuclei: a black square looks like the darkest nucleus there could
+# be. Where there is no tissue, a slide is white glass. Ask the model:
+
+# %%
+with torch.no_grad():
+    _blank = torch.stack([torch.zeros(3, SIZE, SIZE), torch.ones(3, SIZE, SIZE)]).to(device)
+    _p = torch.sigmoid(model(_blank)[:, 0]).cpu()
+print(f"p(tumour) of an all-black patch: {_p[0]:.2f} | of an all-white patch: {_p[1]:.2f}")
+BASELINE = 1.0  # white: no tissue, no stain
+
+# %% [markdown]
+# Each method gives a map on its own scale: Grad-CAM and saliency are already in $[0, 1]$;
+# occlusion gives signed drops and IG signed attributions per channel. To compare them we keep
+# what speaks **for** the class (occlusion's positive drops; IG's largest absolute value over the
+# channels, as for saliency), and min-max each map to $[0, 1]$. The target is "tumour" for every
+# patch: the question is *where is the tumour evidence?* Grad-CAM appears twice: at the last
+# block (12 × 12, the usual choice) and one block earlier (24 × 24).
+
+# %%
+def to_unit(maps):
+    lo = maps.flatten(1).min(1).values[:, None, None]
+    hi = maps.flatten(1).max(1).values[:, None, None]
+    return (maps - lo) / (hi - lo + 1e-7)
+
+
+FAST = fast_mode()  # grading and tests: a few patches and coarser settings, the same code
+OCCLUSION = dict(patch=16, stride=16 if FAST else 8, baseline=BASELINE)
+IG_STEPS = 8 if FAST else 32
+
+
+def methods_for(net):
+    """The attribution methods of this chapter, as functions of a batch of patches."""
+    return {
+        "Grad-CAM": lambda x: binary_gradcam(net, net.features[6], x, target=1),
+        "Grad-CAM, block 3": lambda x: binary_gradcam(net, net.features[4], x, target=1),
+        "saliency": lambda x: saliency_map(net, x, target=1),
+        "occlusion": lambda x: to_unit(occlusion_sensitivity(net, x, target=1, **OCCLUSION).clamp_min(0)),
+        "integrated gradients": lambda x: to_unit(integrated_gradients(
+            net, x, baseline=BASELINE, steps=IG_STEPS, target=1).abs().amax(1)),
+    }
+
+
+METHODS = methods_for(model)
+
+
+def explain_all(images, methods=METHODS, batch_size=32):
+    """{method: (N, H, W) maps in [0, 1]} and {method: seconds per image}."""
+    maps, seconds = {}, {}
+    for name, method in methods.items():
+        start = time.perf_counter()
+        maps[name] = torch.cat([method(images[i:i + batch_size].to(device)).cpu()
+                                for i in range(0, len(images), batch_size)])
+        seconds[name] = (time.perf_counter() - start) / len(images)
+    return maps, seconds
+
+
+positives = torch.nonzero(test.labels == 1)[:, 0]
+gallery = positives[:5]
+gallery_maps, _ = explain_all(test_images[gallery])
+fig, axes = plt.subplots(len(gallery), 1 + len(METHODS), figsize=(2.3 * (1 + len(METHODS)), 2.3 * len(gallery)),
+                         layout="constrained")
+for r, i in enumerate(gallery.tolist()):
+    axes[r, 0].imshow(test.images[i].permute(1, 2, 0).numpy())
+    axes[r, 0].contour(evidence[i].numpy(), levels=[0.5], colors="lime", linewidths=1)
+    axes[r, 0].set_title(f"p(tumour) = {torch.sigmoid(test_logits[i]):.2f}", fontsize=9)
+    axes[r, 0].axis("off")
+    for c, (name, maps) in enumerate(gallery_maps.items(), start=1):
+        show_cam(axes[r, c], test_images[i], maps[r], name if r == 0 else None)
+fig.suptitle("Tumour patches (green: tumour) and their explanations of 'tumour'")
+plt.show()
+
+# %% [markdown]
+# ## Exercise 5 · Insertion and deletion curves (20 points)
+#
+# A map can point at the tumour and still misrepresent what the *model* uses. Petsiuk et al.
+# {cite}`petsiuk2018rise` test faithfulness directly: rank the pixels by the map, then
+#
+# - **deletion**: remove the top-ranked pixels (set them to the baseline) in growing fractions and
+#   watch the probability of the class fall: a faithful map makes it fall fast (low area);
+# - **insertion**: start from a blank (baseline) image and put back the top-ranked pixels: a
+#   faithful map makes the probability rise fast (high area).
+#
+# Write `insertion_deletion(model, images, maps, steps=16, baseline=0.0, target=None)`:
+# - rank the pixels of each `maps[i]` (`(N, H, W)`) from highest to lowest, ties broken by the
+#   lower flat index first (`torch.argsort(..., descending=True, stable=True)`);
+# - at step $k = 0, \dots, \text{steps}$ the top $n_k = \lfloor k\,HW / \text{steps} \rfloor$
+#   pixels (all channels) are inserted into an all-`baseline` image, or deleted from the image;
+# - the curves hold the **probability** of the target class (chosen on the images):
+#   $\sigma(s)$ with the score $s = \pm z$;
+# - the areas use the trapezoid rule over the fractions $k / \text{steps}$
+#   (`torch.trapezoid`).
+#
+# Return a dict with `"fractions"` `(steps+1,)`, `"insertion"` and `"deletion"` `(N, steps+1)`,
+# `"insertion_auc"` and `"deletion_auc"` `(N,)`. Evaluate all the perturbed images of a step (or
+# of several steps) in one forward pass.
+
+# %% nbgrader={"grade": false, "grade_id": "insertion_solution", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def insertion_deletion(model, images, maps, steps=16, baseline=0.0, target=None):
+    ### BEGIN SOLUTION
+    n, c, h, w = images.shape
+    with torch.inference_mode():
+        signs = score_signs(model(images), target)
+        order = torch.argsort(maps.reshape(n, -1).to(images.device), dim=1, descending=True, stable=True)
+        curves = {"insertion": [], "deletion": []}
+        blank = torch.full_like(images, baseline)
+        for k in range(steps + 1):
+            top = torch.zeros(n, h * w, dtype=torch.bool, device=images.device)
+            top.scatter_(1, order[:, :(k * h * w) // steps], True)
+            top = top.view(n, 1, h, w)
+            batch = torch.cat([torch.where(top, images, blank), torch.where(top, blank, images)])
+            probs = torch.sigmoid(model(batch)[:, 0] * signs.repeat(2))
+            curves["insertion"].append(probs[:n])
+            curves["deletion"].append(probs[n:])
+    fractions = torch.arange(steps + 1, dtype=images.dtype, device=images.device) / steps
+    out = {"fractions": fractions}
+    for name, values in curves.items():
+        out[name] = torch.stack(values, dim=1)
+        out[f"{name}_auc"] = torch.trapezoid(out[name], fractions, dim=1)
+    return out
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "test_insertion_curves", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# Visible check: both curves meet the unperturbed image's probability at their ends.
+_x = test_images[positives[:3]].to(device)
+_r = insertion_deletion(model, _x, torch.rand(3, SIZE, SIZE), steps=4, target=1)
+with torch.no_grad():
+    _p = torch.sigmoid(model(_x)[:, 0])
+assert _r["insertion"].shape == (3, 5) and _r["deletion"].shape == (3, 5), "curves are (N, steps + 1)"
+assert torch.allclose(_r["insertion"][:, -1], _p, atol=1e-5), "insertion ends with the whole image"
+assert torch.allclose(_r["deletion"][:, 0], _p, atol=1e-5), "deletion starts with the whole image"
+print("visible checks passed: curve ends")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_insertion_curves(insertion_deletion)
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "test_insertion_auc", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# Visible check: the areas are the trapezoid rule over the fractions.
+assert torch.allclose(_r["fractions"], torch.linspace(0, 1, 5)), "fractions are k / steps"
+assert torch.allclose(_r["insertion_auc"], torch.trapezoid(_r["insertion"], _r["fractions"], dim=1))
+print("visible checks passed: areas")
+### BEGIN HIDDEN TESTS
+from gradcam_course.grading import load_checks
+load_checks("ch04_pcam_histology").check_insertion_auc(insertion_deletion)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 4 · The comparison
+#
+# Every method on the same tumour patches of the test set, scored four ways, with a **random
+# map** as the yardstick (anything worse than noise is not an explanation):
+#
+# - **pointing game** {cite}`zhang2018pointing`: does the map's maximum fall on tumour?
+# - **energy pointing game** {cite}`wang2020scorecam`: what share of the map's mass lies on tumour?
+# - **insertion AUC** (higher is better) and **deletion AUC** (lower is better), with your
+#   `insertion_deletion` and the white baseline;
+# - and the wall time per patch on this machine.
+
+# %%
+N_EVAL = 4 if FAST else 120
+evaluated = positives[:N_EVAL]
+x_eval, m_eval = test_images[evaluated], evidence[evaluated]
+maps, seconds = explain_all(x_eval)
+maps["random map"] = torch.rand(x_eval.shape[0], SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+seconds["random map"] = 0.0
+
+rows, curves = {}, {}
+for name, m in maps.items():
+    r = insertion_deletion(model, x_eval.to(device), m.to(device), steps=16, baseline=BASELINE, target=1)
+    curves[name] = r
+    rows[name] = {"pointing game": float(pointing_game(m, m_eval).mean()),
+                  "energy pointing game": float(energy_pointing_game(m, m_eval).mean()),
+                  "insertion AUC ↑": float(r["insertion_auc"].mean()),
+                  "deletion AUC ↓": float(r["deletion_auc"].mean()),
+                  "ms per patch": 1000 * seconds[name]}
+table = pd.DataFrame(rows).T
+print(f"{len(evaluated)} tumour patches ({splits.source} data), baseline {BASELINE:g} (white)")
+display(table.round(3))
+for metric in ("pointing game", "deletion AUC ↓"):
+    print(f"{metric}: " + " | ".join(f"{name} {value:.3f}" for name, value in table[metric].items()))
+
+# %%
+metric_names = ["pointing game", "energy pointing game", "insertion AUC ↑", "deletion AUC ↓"]
+colors = plt.get_cmap("tab10")(np.arange(len(table)))  # one colour per method, in every figure
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
+for ax, metric in zip(axes, metric_names):
+    ax.bar(range(len(table)), table[metric], color=colors)
+    ax.set_xticks(range(len(table)), table.index, rotation=35, ha="right", fontsize=8)
+    ax.set_title(metric)
+    ax.set_ylim(0, 1)
+fig.suptitle("Localisation (left two) and faithfulness (right two), per method")
+plt.show()
+
+fig, (ax_i, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+for color, (name, r) in zip(colors, curves.items()):
+    ax_i.plot(r["fractions"].cpu(), r["insertion"].mean(0).cpu(), color=color, label=name)
+    ax_d.plot(r["fractions"].cpu(), r["deletion"].mean(0).cpu(), color=color, label=name)
+for ax, title in ((ax_i, "insertion (higher is better)"), (ax_d, "deletion (lower is better)")):
+    ax.set_xlabel("fraction of pixels inserted" if ax is ax_i else "fraction of pixels deleted")
+    ax.set_ylabel("p(tumour), mean over patches")
+    ax.set_title(title)
+ax_d.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# **Reading the table.** Each metric answers a different question, and no method wins all of
+# them. Localisation asks whether the map points at the tumour; insertion and deletion ask
+# whether the model's probability actually depends on the pixels the map ranks first; the time
+# column says what that costs. Pixel-level maps (saliency, IG) can rank individual nuclei and
+# often win the faithfulness curves; Grad-CAM's 12 × 12 grid cannot, and Grad-CAM one block
+# earlier, where the averaged gradient is a poor weight, can be worse than the random map (the
+# CAM variants of chapter 5 change exactly that). Before choosing, one more test.
+
+# %% [markdown]
+# ## 5 · The sanity check: does the explanation depend on the model?
+#
+# Adebayo et al. {cite}`adebayo2018sanity` asked a blunt question: if we destroy what the model
+# learned, does the explanation change? They re-initialise the layers one after another, from
+# the output towards the input ("cascading"), and compare each new map with the trained model's
+# by **Spearman rank correlation**. A method whose maps stay the same after the top layers are
+# random explains the image (edges, contrast), not the model. Guided backpropagation failed
+# their test; plain gradients and Grad-CAM passed.
+
+# %%
+N_SANITY = 2 if FAST else 16
+x_sanity = test_images[positives[:N_SANITY]]
+trained_maps, _ = explain_all(x_sanity)
+cascade = ["head.3", "features.6", "features.4", "features.2", "features.0"]  # output → input
+correlation = {name: [1.0] for name in METHODS}
+for layer, randomized in cascading_randomization(model, cascade, seed=0):
+    new_maps, _ = explain_all(x_sanity, methods_for(randomized.eval()))
+    for name in METHODS:
+        correlation[name].append(float(rank_correlation(trained_maps[name], new_maps[name]).mean()))
+
+fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+steps_axis = ["trained"] + [f"+{layer}" for layer in cascade]
+for color, name in zip(colors, METHODS):
+    ax.plot(steps_axis, correlation[name], marker="o", color=color, label=name)
+ax.axhline(0, color="grey", lw=0.8)
+ax.set_ylabel("Spearman correlation with the trained model's map")
+ax.set_xlabel("layers re-initialised, cumulatively from the output")
+ax.set_title("Model-randomisation sanity check")
+ax.legend(fontsize=8)
+plt.show()
+sanity = pd.DataFrame(correlation, index=steps_axis).T
+display(sanity.round(2))
+
+# %% [markdown]
+# ## Written answers
+#
+# **Question 1 (10 points).** A pathologist asks you for one explanation method to show next to
+# this model's predictions. Which one do you choose, and why? Use the numbers of your comparison
+# table (localisation, faithfulness, cost) and of the sanity check, and say what the chosen
+# method cannot show.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "answer_pathologist", "locked": false, "points": 10, "schema_version": 3, "solution": true, "task": false}
+# *Model answer (numbers of the offline book build).* Integrated gradients and saliency score
+# best on paper: pointing game 0.95 and 0.80, deletion AUC 0.03 and 0.04 (random map: 0.06 and
+# 0.17). But the sanity check shows that half of their structure survives a random network
+# (rank correlation ≈ 0.45 with every convolution block re-initialised): they partly draw the
+# image's dark nuclei, whatever the model learned. Grad-CAM at the last block passes the sanity
+# check but localises modestly (0.43) on a coarse 12 × 12 grid, and one block earlier it is
+# worse than a random map. I would show **occlusion**: it passes the sanity check, it is
+# faithful (deletion 0.09, insertion 0.96), it localises the tumour (0.70), and it means
+# something a pathologist can check ("hiding this region lowers the tumour probability by this
+# much"). Its cost (≈ 0.2 s per patch here) is fine for the patches a pathologist reviews. It
+# cannot show single cells (its resolution is the 16-pixel window), it depends on the baseline
+# (white glass here), and like every method it explains the model, right or wrong.
+
+# %% [markdown]
+# **Question 2 (10 points).** Interpret the sanity-check plot: which methods depend on the
+# learned weights, which do not, and why is a high correlation after randomisation bad news for
+# an explanation method?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "answer_sanity", "locked": false, "points": 10, "schema_version": 3, "solution": true, "task": false}
+# *Model answer.* A method that explains the model must change when the model changes. Grad-CAM
+# and occlusion fall to a correlation around 0 as soon as the head is re-initialised: they
+# depend on what was learned. Saliency and integrated gradients keep a correlation of about 0.5
+# until the very first block is random: the gradient of *any* convolutional network is large at
+# strong edges (the dark nuclei), and IG multiplies it by the image itself, so part of their map
+# is the image, not the decision. A high correlation after randomisation is bad news because such
+# a map would look just as convincing for a model that learned nothing; it cannot be evidence
+# that this model is right. (With 16 patches the curves are noisy: single values such as
+# Grad-CAM's last point are not a trend.)
+
+# %% [markdown]
+# ## Summary
+#
+# - With one logit $z$, the score of the positive class is $z$ and of the negative class $-z$;
+#   train with `BCEWithLogitsLoss` on the logit.
+# - Saliency, occlusion and integrated gradients are a few lines each; batch the perturbed
+#   inputs, never one forward pass per window or step.
+# - Judge explanations by localisation against known evidence, by faithfulness (insertion and
+#   deletion), by cost, and by the randomisation sanity check, against a random-map baseline.
+#
+# **Further reading:** {cite}`adebayo2018sanity`, {cite}`petsiuk2018rise`,
+# {cite}`sundararajan2017axiomatic`, {cite}`veeling2018pcam`.

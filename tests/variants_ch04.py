@@ -1,0 +1,96 @@
+"""Student answers for chapter 4, right and wrong, keyed by the solution cell they replace.
+
+Each variant is the notebook's own solution with one targeted edit: the usual mistakes (sign of
+the negative class, a missing abs, off-by-one windows, an ignored baseline, the left Riemann sum,
+logits instead of probabilities) and correct alternatives (tensor hooks, one window at a time,
+all integration steps at once, a hand-written trapezoid).
+"""
+
+from functools import partial
+
+from course_files import solution_edit
+
+edit = partial(solution_edit, "04_pcam_histology")
+
+EXERCISES = {
+    "gradcam": {"test_gradcam_values", "test_gradcam_negative"},
+    "saliency": {"test_saliency"},
+    "occlusion": {"test_occlusion_values", "test_occlusion_baseline"},
+    "ig": {"test_ig_values", "test_ig_completeness", "test_ig_baseline"},
+    "insertion": {"test_insertion_curves", "test_insertion_auc"},
+}
+
+WRONG = {
+    # +logit for both classes: "normal" is explained with the tumour score
+    "negative_class_same_sign": (edit("gradcam_solution", ("score = (logits[:, 0] * score_signs(logits, target)).sum()",
+                                                           "score = logits[:, 0].sum()")),
+                                 "gradcam", "test_gradcam_negative"),
+    "gradcam_no_relu": (edit("gradcam_solution", ("cam = torch.relu((weights * kept[\"a\"].detach()).sum(1, keepdim=True))",
+                                                  "cam = (weights * kept[\"a\"].detach()).sum(1, keepdim=True)")),
+                        "gradcam", "test_gradcam_values"),
+    "saliency_no_abs": (edit("saliency_solution", ("m = grad.abs().amax(dim=1)", "m = grad.amax(dim=1)")),
+                        "saliency", "test_saliency"),
+    # the last window position (ending exactly at the border) is skipped
+    "occlusion_off_by_one": (edit("occlusion_solution", ("range(0, h - patch + 1, stride)", "range(0, h - patch, stride)"),
+                                  ("range(0, w - patch + 1, stride)", "range(0, w - patch, stride)")),
+                             "occlusion", "test_occlusion_values"),
+    "occlusion_baseline_ignored": (edit("occlusion_solution", ("x:x + patch] = baseline", "x:x + patch] = 0.0")),
+                                   "occlusion", "test_occlusion_baseline"),
+    # the original notebook's mistake: a sigmoid on the drop
+    "occlusion_probability_drop": (edit("occlusion_solution", ("drops.append(base - scores)",
+                                                               "drops.append(torch.sigmoid(base) - torch.sigmoid(scores))")),
+                                   "occlusion", "test_occlusion_values"),
+    "ig_left_riemann": (edit("ig_solution", ("(torch.arange(steps, dtype=x.dtype, device=x.device) + 0.5) / steps",
+                                             "torch.arange(steps, dtype=x.dtype, device=x.device) / steps")),
+                        "ig", "test_ig_values"),
+    "ig_no_input_factor": (edit("ig_solution", ("return (x - ref) * total / steps", "return total / steps")),
+                           "ig", "test_ig_completeness"),
+    "ig_baseline_ignored": (edit("ig_solution", ("    ref = torch.zeros_like(x) + (0.0 if baseline is None else torch.as_tensor(baseline, dtype=x.dtype, device=x.device))",
+                                                 "    ref = torch.zeros_like(x)")),
+                            "ig", "test_ig_baseline"),
+    "curves_of_logits": (edit("insertion_solution", ("probs = torch.sigmoid(model(batch)[:, 0] * signs.repeat(2))",
+                                                     "probs = model(batch)[:, 0] * signs.repeat(2)")),
+                         "insertion", "test_insertion_curves"),
+    "auc_as_mean": (edit("insertion_solution", ("out[f\"{name}_auc\"] = torch.trapezoid(out[name], fractions, dim=1)",
+                                                "out[f\"{name}_auc\"] = out[name].mean(1)")),
+                    "insertion", "test_insertion_auc"),
+}
+
+CORRECT = {
+    # the gradient from a tensor hook and backward() instead of autograd.grad
+    "gradcam_tensor_hook": edit(
+        "gradcam_solution",
+        ("        kept[\"a\"] = output\n        return output.clone()",
+         "        kept[\"a\"] = output\n        output.register_hook(lambda g: kept.__setitem__(\"g\", g))\n"
+         "        return output.clone()"),
+        ("            (grads,) = torch.autograd.grad(score, kept[\"a\"])",
+         "            score.backward()\n            grads = kept[\"g\"]"),
+    ),
+    # .grad of the input after backward()
+    "saliency_backward": edit(
+        "saliency_solution",
+        ("        (grad,) = torch.autograd.grad(score, x)", "        score.backward()\n        grad = x.grad"),
+    ),
+    # one window at a time: slower, the same numbers
+    "occlusion_one_window_at_a_time": edit(
+        "occlusion_solution",
+        ("        per_batch = max(1, 256 // n)", "        per_batch = 1"),
+    ),
+    # every point of the path in one batch
+    "ig_all_steps_at_once": edit(
+        "ig_solution",
+        ("    per_batch = max(1, 256 // len(x))", "    per_batch = steps"),
+    ),
+    # the trapezoid rule by hand
+    "auc_by_hand": edit(
+        "insertion_solution",
+        ("out[f\"{name}_auc\"] = torch.trapezoid(out[name], fractions, dim=1)",
+         "out[f\"{name}_auc\"] = (out[name][:, 1:] + out[name][:, :-1]).sum(1) / (2 * steps)"),
+    ),
+}
+
+FAULTS = {
+    # a crash when the function is called: only its own exercise loses points
+    "saliency_crashes": (edit("saliency_solution", ("logits = model(x)", "logits = model(x[0])")),
+                         "saliency"),
+}
