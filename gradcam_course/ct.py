@@ -19,14 +19,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from .data import banner, data_dir, real_or_offline
 from .runtime import fast_mode
+from .training import SplitDataModule
 
 CLASSES = ("healthy", "covid")
 KAGGLE_DATASET = "plameneduardo/a-covid-multiclass-dataset-of-ct-scans"
@@ -425,27 +425,12 @@ def ct_transform(size: int):
     return transform
 
 
-class CTDataModule(L.LightningDataModule):
+class CTDataModule(SplitDataModule):
     """Lightning loaders over already-loaded :class:`CTSplits` (or any train/val/test triple)."""
 
     def __init__(self, train: CTSlices, val: CTSlices, test: CTSlices, batch_size: int = 32,
                  seed: int = 0):
-        super().__init__()
-        self.parts = {"train": train, "val": val, "test": test}
-        self.batch_size, self.seed = batch_size, seed
-
-    def _loader(self, part: str, shuffle: bool = False):
-        return DataLoader(self.parts[part].dataset(), batch_size=self.batch_size, shuffle=shuffle,
-                          generator=torch.Generator().manual_seed(self.seed) if shuffle else None)
-
-    def train_dataloader(self):
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self._loader("val")
-
-    def test_dataloader(self):
-        return self._loader("test")
+        super().__init__(train.dataset(), val.dataset(), test.dataset(), batch_size, seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,14 +22,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from .data import banner, data_dir, real_or_offline
 from .runtime import fast_mode
+from .training import SplitDataModule
 
 CLASSES = ("normal", "tumour")
 PATCH = 96  # PCam's patch side
@@ -401,27 +401,11 @@ def write_pcam_h5(folder: str | os.PathLike, split: str, patches: Patches) -> tu
     return x_path, y_path
 
 
-class PCamDataModule(L.LightningDataModule):
+class PCamDataModule(SplitDataModule):
     """Lightning loaders over :class:`PCamSplits` (train and val may be lazy HDF5 readers)."""
 
     def __init__(self, splits: PCamSplits, batch_size: int = 64, num_workers: int = 0, seed: int = 0):
-        super().__init__()
-        self.parts = {"train": splits.train, "val": splits.val, "test": splits.test.dataset()}
-        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
-
-    def _loader(self, part: str, shuffle: bool = False):
-        return DataLoader(self.parts[part], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers,
-                          generator=torch.Generator().manual_seed(self.seed) if shuffle else None)
-
-    def train_dataloader(self):
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self._loader("val")
-
-    def test_dataloader(self):
-        return self._loader("test")
+        super().__init__(splits.train, splits.val, splits.test.dataset(), batch_size, seed, num_workers)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import lightning as L
 import torch
 import torchmetrics
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from .runtime import fast_mode, interactive, quiet
 
@@ -73,6 +74,30 @@ class LitClassifier(L.LightningModule):
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Lightning loaders over three datasets (train shuffled with a seeded generator)."""
+
+    def __init__(self, train: Dataset, val: Dataset, test: Dataset, batch_size: int = 32,
+                 seed: int = 0, num_workers: int = 0):
+        super().__init__()
+        self.parts = {"train": train, "val": val, "test": test}
+        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
+
+    def _loader(self, part: str, shuffle: bool = False):
+        return DataLoader(self.parts[part], batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers,
+                          generator=torch.Generator().manual_seed(self.seed) if shuffle else None)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
 
 
 class History(L.Callback):
