@@ -255,9 +255,10 @@ def with_scanner_label(slices: CTSlices, rates: tuple[float, float] = (0.1, 0.9)
 
 
 def load_synthetic_ct(size: int = 96, n_patients: int = 100, slices_per_patient: int = 10,
-                      seed: int = 0) -> CTSplits:
+                      seed: int = 0, test_share: float = 0.25) -> CTSplits:
+    """Synthetic slices split by patient; ``test_share`` of the patients are held out."""
     slices = synthetic_ct(n_patients, slices_per_patient, size, seed=seed)
-    train, val, test = split_by_patient(slices, seed=seed)
+    train, val, test = split_by_patient(slices, test=test_share, seed=seed)
     return CTSplits(train, val, test, "synthetic",
                     f"synthetic CT slices, {size}×{size}, {n_patients} patients × "
                     f"{slices_per_patient} slices, lesion masks for every covid slice")

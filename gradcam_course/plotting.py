@@ -128,3 +128,41 @@ def plot_confusion(y_true, y_pred, classes: Sequence[str], title: str = "Confusi
     ax.set(xticks=range(k), yticks=range(k), xticklabels=classes, yticklabels=classes,
            xlabel="predicted", ylabel="true", title=title)
     return fig
+
+
+def method_colors(n: int) -> np.ndarray:
+    """One colour per method, the same in every figure of a comparison (tab10)."""
+    return plt.get_cmap("tab10")(np.arange(n) % 10)
+
+
+def plot_metric_bars(table, metrics: Sequence[str], title: str, unit_interval: Sequence[str] = ()):
+    """One bar chart per metric (a column of ``table``), one bar per method (its rows).
+
+    Metrics named in ``unit_interval`` get the axis [0, 1]; the others keep their own scale."""
+    colors = method_colors(len(table))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.8), squeeze=False,
+                             layout="constrained")
+    for ax, metric in zip(axes[0], metrics):
+        ax.bar(range(len(table)), table[metric], color=colors)
+        ax.set_xticks(range(len(table)), table.index, rotation=40, ha="right", fontsize=8)
+        ax.set_title(metric)
+        if metric in unit_interval:
+            ax.set_ylim(0, 1)
+        ax.axhline(0, color="grey", lw=0.6)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_sanity_check(correlation: dict, stages: Sequence[str]):
+    """The model-randomisation sanity check: per method, the rank correlation of its maps with
+    the trained model's after each cumulative re-initialisation (``stages``, output first)."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), layout="constrained")
+    steps = ["trained"] + [f"+{stage}" for stage in stages]
+    for color, (name, values) in zip(method_colors(len(correlation)), correlation.items()):
+        ax.plot(steps, values, marker="o", color=color, label=name)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_ylabel("Spearman correlation with the trained model's map")
+    ax.set_xlabel("layers re-initialised, cumulatively from the output")
+    ax.set_title("Model-randomisation sanity check")
+    ax.legend(fontsize=8, ncols=2 if len(correlation) > 5 else 1)
+    return fig

@@ -89,22 +89,41 @@ def test_chapter_3_measures_the_shortcut_and_its_fix(html):
     assert corner0 > 0.5 > 0.25 > corner1, "the shortcut model's maps peak on the label's corner"
 
 
+def scores(text, metric):
+    """{method: value} from a page's printed line "<metric>: Grad-CAM 0.123 | saliency 0.456 | …"."""
+    line = re.search(rf"{re.escape(metric)}: (Grad-CAM [\d.]+ \|.+)", text)
+    assert line, f"the {metric} line is missing from the page"
+    return {name: float(value) for name, value in
+            re.findall(r"([A-Za-z][\w ,+-]*?) ([\d.]+)(?: \||$)", line.group(1))}
+
+
 def test_chapter_4_compares_the_methods_with_real_numbers(html):
     page = (html / "book" / "chapters" / "04_pcam_histology.html").read_text()
     assert len(re.findall(r'<img[^>]+src="[^"]+\.png"', page)) >= 6
     assert "OFFLINE fallback, synthetic H&amp;E-like patches" in page
     text = html_module.unescape(re.sub(r"<[^>]+>", "", page))
-
-    def scores(metric):
-        line = re.search(rf"{re.escape(metric)}: (Grad-CAM [\d.]+ \|.+)", text)
-        assert line, f"the {metric} line is missing from the chapter 4 page"
-        return {name: float(value) for name, value in
-                re.findall(r"([A-Za-z][\w ,-]*?) ([\d.]+)(?: \||$)", line.group(1))}
-
-    pointing, deletion = scores("pointing game"), scores("deletion AUC ↓")
+    pointing, deletion = scores(text, "pointing game"), scores(text, "deletion AUC ↓")
     methods = {"Grad-CAM", "saliency", "occlusion", "integrated gradients"}
     assert methods | {"random map"} <= set(pointing) and methods <= set(deletion)
     for method in methods:  # every method finds the tumour far more often than noise
         assert pointing[method] > pointing["random map"] + 0.2, (method, pointing)
     for method in ("saliency", "occlusion", "integrated gradients"):  # and is faithful
         assert deletion[method] < deletion["random map"], (method, deletion)
+
+
+def test_chapter_5_scores_the_cam_family_with_real_numbers(html):
+    page = (html / "book" / "chapters" / "05_cam_family.html").read_text()
+    assert len(re.findall(r'<img[^>]+src="[^"]+\.png"', page)) >= 7
+    assert "synthetic CT slices with lesion masks" in page
+    text = html_module.unescape(re.sub(r"<[^>]+>", "", page))
+    pointing, deletion = scores(text, "pointing game"), scores(text, "deletion AUC ↓")
+    family = {"Grad-CAM", "Grad-CAM++", "XGrad-CAM", "HiResCAM", "LayerCAM", "Score-CAM", "EigenCAM"}
+    assert family | {"random map"} <= set(pointing) and family <= set(deletion)
+    for method in family:  # every method finds a lesion far more often than noise
+        assert pointing[method] > pointing["random map"] + 0.15, (method, pointing)
+    for method in ("Grad-CAM", "Score-CAM"):  # and faithful: deleting their pixels hurts most
+        assert deletion[method] < deletion["random map"], (method, deletion)
+    # layer4 is followed by pooling and one linear layer: Grad-CAM, XGrad-CAM and HiResCAM coincide
+    assert pointing["Grad-CAM"] == pointing["HiResCAM"] == pointing["XGrad-CAM"]
+    found = re.search(r"largest difference from pytorch-grad-cam over every method: ([\d.e+-]+)", text)
+    assert found and float(found.group(1)) <= 1e-4

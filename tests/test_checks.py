@@ -19,11 +19,13 @@ import variants as variants_ch01
 import variants_ch02
 import variants_ch03
 import variants_ch04
+import variants_ch05
 from course_files import grade_id, solution_code
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {"01_mnist_lenet": variants_ch01, "02_vgg16_imagenet": variants_ch02,
-            "03_resnet_covid_ct": variants_ch03, "04_pcam_histology": variants_ch04}
+            "03_resnet_covid_ct": variants_ch03, "04_pcam_histology": variants_ch04,
+            "05_cam_family": variants_ch05}
 # What the chapters import before their solution cells.
 IMPORTS = """
 from pathlib import Path

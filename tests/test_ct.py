@@ -111,6 +111,13 @@ def test_split_by_patient_keeps_patients_whole_and_both_classes():
     assert all(set(p.labels.tolist()) == {0, 1} for p in parts)
 
 
+def test_synthetic_splits_hold_out_the_requested_share_of_patients():
+    for share in (0.25, 0.4):
+        splits = ct.load_synthetic_ct(size=32, n_patients=40, slices_per_patient=2, test_share=share)
+        assert len(torch.unique(splits.test.patients)) == round(40 * share)
+        assert splits.test.masks is not None and splits.test.masks[splits.test.labels == 1].flatten(1).any(1).all()
+
+
 def test_scanner_label_follows_patients_and_the_border_mask_removes_it():
     slices = ct.synthetic_ct(n_patients=30, slices_per_patient=2, size=50, seed=1)
     marked, flags = ct.with_scanner_label(slices, rates=(0.0, 1.0), seed=0)

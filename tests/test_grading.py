@@ -11,6 +11,7 @@ import variants as variants_ch01
 import variants_ch02
 import variants_ch03
 import variants_ch04
+import variants_ch05
 from course_files import make_submission, nbgrader, solution_code, temp_course, write_submission
 
 CHAPTERS = {
@@ -49,6 +50,14 @@ CHAPTERS = {
                    "test_insertion_auc": 10},
         "hint": ("ig_baseline_ignored", "The path starts at the baseline"),
         "e2e": {"ig_baseline_ignored", "occlusion_one_window_at_a_time", "saliency_crashes"},
+    },
+    "05_cam_family": {
+        "variants": variants_ch05,
+        "points": {"test_plusplus_values": 10, "test_plusplus_zero_gradients": 5, "test_hirescam": 10,
+                   "test_layercam": 10, "test_scorecam_values": 15, "test_scorecam_batches": 10,
+                   "test_eigencam_values": 10, "test_eigencam_sign": 10},
+        "hint": ("scorecam_softmax_over_images", "softmax over the channels (dim=1)"),
+        "e2e": {"scorecam_softmax_over_images", "scorecam_flat_pairs_no_grad", "hirescam_crashes"},
     },
 }
 TIMEOUT = 30  # per cell; chapter 1's infinite loop costs one timeout
@@ -135,6 +144,16 @@ def test_run_grades_every_submission(graded):
 @pytest.mark.parametrize("graded", list(CHAPTERS), indirect=True)
 def test_solution_gets_all_automatic_points(graded):
     assert graded["scores"]["solution"] == graded["spec"]["points"]
+
+
+@pytest.mark.parametrize("graded", list(CHAPTERS), indirect=True)
+def test_solution_runs_every_cell_without_error(graded):
+    """Every cell of the solution notebook, hidden tests included, runs in grading mode: a cell
+    that is not graded (a figure, the comparison) could otherwise fail without costing a point."""
+    nb = autograded_nb(graded, "solution")
+    errors = [(i, o.ename, o.evalue[:200]) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == []
 
 
 @pytest.mark.parametrize("graded", list(CHAPTERS), indirect=True)

@@ -1,5 +1,6 @@
 """The chapter notebooks: pairs in sync, student copies generated and clean, URL configured once,
-the source executes (nbval, fast mode)."""
+the book pages are derived correctly. That every cell of a source notebook executes (hidden tests
+included) is checked by test_grading.py, which grades the solution through nbgrader."""
 
 import os
 import re
@@ -134,19 +135,6 @@ def test_graded_cells_end_with_a_statement(chapter):
         if cell.cell_type == "code" and meta.get("grade"):
             last = ast.parse(cell.source).body[-1]
             assert not isinstance(last, ast.Expr) or isinstance(last.value, ast.Call), meta["grade_id"]
-
-
-@pytest.mark.parametrize("chapter", CHAPTERS)
-def test_source_notebook_executes_in_fast_mode(chapter):
-    """nbval (lax): every cell of the solution notebook, hidden tests included, runs without error."""
-    env = dict(os.environ, GRADCAM_COURSE_FAST="1", GRADCAM_COURSE_DATA="offline")
-    env.pop("GRADCAM_COURSE_ROOT", None)
-    nb = ROOT / "solutions" / chapter / f"{chapter}.ipynb"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "--nbval-lax", str(nb)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert re.search(r"\d+ passed", proc.stdout)
 
 
 def test_colab_install_provides_every_import_of_the_student_notebooks():

@@ -591,3 +591,23 @@ def test_load_checks_drops_an_autograder_from_another_course(monkeypatch, tmp_pa
     module = grading.load_checks("ch99")
     assert module.WHERE == "other course"
     assert Path(sys.modules["autograder"].__file__).resolve().parent.parent == other.resolve()
+
+
+def test_comparison_figures_keep_one_colour_per_method():
+    import pandas as pd
+
+    from gradcam_course.plotting import method_colors, plot_metric_bars, plot_sanity_check
+
+    table = pd.DataFrame({"pointing game": [0.4, 0.05], "ROAD": [0.1, -0.02]},
+                         index=["Grad-CAM", "random map"])
+    fig = plot_metric_bars(table, ["pointing game", "ROAD"], "Comparison", unit_interval=["pointing game"])
+    ax_pg, ax_road = fig.axes
+    assert [round(p.get_height(), 2) for p in ax_pg.patches] == [0.4, 0.05]
+    assert ax_pg.get_ylim() == (0, 1) and ax_road.get_ylim()[0] < 0  # ROAD keeps its sign
+    assert [t.get_text() for t in ax_pg.get_xticklabels()] == ["Grad-CAM", "random map"]
+    assert tuple(ax_pg.patches[1].get_facecolor()) == tuple(method_colors(2)[1])
+    fig = plot_sanity_check({"Grad-CAM": [1.0, 0.2, 0.0], "EigenCAM": [1.0, 1.0, 0.5]}, ["fc", "layer4"])
+    lines = fig.axes[0].get_lines()[:2]
+    assert [line.get_label() for line in lines] == ["Grad-CAM", "EigenCAM"]
+    assert list(lines[0].get_xdata()) == ["trained", "+fc", "+layer4"]
+    assert tuple(lines[1].get_color()) == tuple(method_colors(2)[1])

@@ -59,7 +59,8 @@ from gradcam_course import fast_mode, setup
 from gradcam_course.metrics import (cascading_randomization, energy_pointing_game, pointing_game,
                                     rank_correlation, score_signs)
 from gradcam_course.pcam import CLASSES, PCamDataModule, PatchCNN, centre_region, load_pcam
-from gradcam_course.plotting import plot_confusion, plot_training_curves, show_cam
+from gradcam_course.plotting import (method_colors, plot_confusion, plot_metric_bars,
+                                     plot_sanity_check, plot_training_curves, show_cam)
 from gradcam_course.training import LitClassifier, predict, train_classifier
 
 device = setup(seed=0)
@@ -595,15 +596,11 @@ for metric in ("pointing game", "deletion AUC ↓"):
 
 # %%
 metric_names = ["pointing game", "energy pointing game", "insertion AUC ↑", "deletion AUC ↓"]
-colors = plt.get_cmap("tab10")(np.arange(len(table)))  # one colour per method, in every figure
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), layout="constrained")
-for ax, metric in zip(axes, metric_names):
-    ax.bar(range(len(table)), table[metric], color=colors)
-    ax.set_xticks(range(len(table)), table.index, rotation=35, ha="right", fontsize=8)
-    ax.set_title(metric)
-    ax.set_ylim(0, 1)
-fig.suptitle("Localisation (left two) and faithfulness (right two), per method")
+plot_metric_bars(table, metric_names, "Localisation (left two) and faithfulness (right two), per method",
+                 unit_interval=metric_names)
 plt.show()
+
+colors = method_colors(len(table))  # the bars' colours, in every figure
 
 fig, (ax_i, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
 for color, (name, r) in zip(colors, curves.items()):
@@ -646,17 +643,9 @@ for layer, randomized in cascading_randomization(model, cascade, seed=0):
     for name in METHODS:
         correlation[name].append(float(rank_correlation(trained_maps[name], new_maps[name]).mean()))
 
-fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
-steps_axis = ["trained"] + [f"+{layer}" for layer in cascade]
-for color, name in zip(colors, METHODS):
-    ax.plot(steps_axis, correlation[name], marker="o", color=color, label=name)
-ax.axhline(0, color="grey", lw=0.8)
-ax.set_ylabel("Spearman correlation with the trained model's map")
-ax.set_xlabel("layers re-initialised, cumulatively from the output")
-ax.set_title("Model-randomisation sanity check")
-ax.legend(fontsize=8)
+plot_sanity_check(correlation, cascade)
 plt.show()
-sanity = pd.DataFrame(correlation, index=steps_axis).T
+sanity = pd.DataFrame(correlation, index=["trained"] + [f"+{layer}" for layer in cascade]).T
 display(sanity.round(2))
 
 # %% [markdown]
