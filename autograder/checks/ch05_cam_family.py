@@ -5,8 +5,12 @@ with the reference; an AssertionError message tells the student what went wrong.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import warnings
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -79,6 +83,37 @@ def _unchanged(name, tensors, before):
             "clamp_ or -=): work on new tensors.")
 
 
+def _normalised(maps):
+    """pytorch-grad-cam's ReLU and per-image min-max (eps 1e-7), at the layer's resolution."""
+    maps = torch.relu(torch.as_tensor(maps).detach().float().cpu())
+    lo = maps.flatten(1).min(1).values[:, None, None]
+    hi = maps.flatten(1).max(1).values[:, None, None]
+    return (maps - lo) / (hi - lo + 1e-7)
+
+
+def _pytorch_grad_cam_map(method, acts, grads, model=None, images=None, classes=None):
+    """pytorch-grad-cam's own map for these activations and gradients (its ``get_cam_image``)."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    if model is None:  # the gradient methods read only the activations and gradients
+        model = nn.Conv2d(1, 1, 1)
+    layer = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    targets = None if classes is None else [ClassifierOutputTarget(int(c)) for c in classes]
+    with getattr(pytorch_grad_cam, method)(model, [layer]) as cam, \
+            contextlib.redirect_stderr(io.StringIO()):  # ScoreCAM's progress bar
+        return cam.get_cam_image(images, layer, targets, acts.numpy(), grads.numpy(), False)
+
+
+def _agrees_with_pytorch_grad_cam(what, got_map, method, acts, grads, **kwargs):
+    """The student's map, after pytorch-grad-cam's ReLU and min-max, equals its own (1e-4)."""
+    theirs = _normalised(_pytorch_grad_cam_map(method, acts, grads, **kwargs))
+    diff = float((_normalised(got_map) - theirs).abs().max())
+    assert diff <= 1e-4, (
+        f"{what}: after ReLU and per-image min-max it differs from pytorch-grad-cam's {method} by "
+        f"{diff:.3g} (max abs): compare your formula with the statement.")
+
+
 # --- exercise 1: Grad-CAM++ ---------------------------------------------------------------------
 
 PLUSPLUS_HINT = ("w_k = Σ_ij α_ij · ReLU(g_ij) (a sum over the positions, not a mean; only the "
@@ -105,6 +140,9 @@ def check_plusplus_values(gradcam_plusplus_weights):
         assert_tensor(f"Grad-CAM++ weights ({label}, shape (N, K))", got, want,
                       atol=_scaled_atol(want), hint=PLUSPLUS_HINT)
         _unchanged("gradcam_plusplus_weights", (acts, grads), before)
+        _agrees_with_pytorch_grad_cam(f"the Grad-CAM++ map ({label})",
+                                      (got[:, :, None, None] * acts).sum(1), "GradCAMPlusPlus",
+                                      acts, grads)
 
 
 def check_plusplus_zero_gradients(gradcam_plusplus_weights):
@@ -147,6 +185,7 @@ def check_hirescam(hirescam_map):
                            "Grad-CAM), summed over the channels, and one ReLU on that sum, "
                            "not on each product.")
         _unchanged("hirescam_map", (acts, grads), before)
+        _agrees_with_pytorch_grad_cam(f"the HiResCAM map ({label})", got, "HiResCAM", acts, grads)
 
 
 def check_layercam(layercam_map):
@@ -164,6 +203,7 @@ def check_layercam(layercam_map):
                            "by position, times the activations, summed over the channels, then "
                            "the outer ReLU.")
         _unchanged("layercam_map", (acts, grads), before)
+        _agrees_with_pytorch_grad_cam(f"the LayerCAM map ({label})", got, "LayerCAM", acts, grads)
 
 
 # --- exercise 4: Score-CAM ----------------------------------------------------------------------
@@ -198,6 +238,10 @@ def check_scorecam_values(scorecam_weights):
                       f"(N={n} images, K={k} channels)", got, want, atol=1e-5,
                       hint=SCORECAM_HINT)
         _unchanged("scorecam_weights", (acts, x), before)
+        if isinstance(class_idx, list):
+            _agrees_with_pytorch_grad_cam(
+                "the Score-CAM map", (got[:, :, None, None] * acts).sum(1), "ScoreCAM", acts,
+                torch.zeros_like(acts), model=model, images=x, classes=class_idx)
     assert not any(p.grad is not None for p in model.parameters()), (
         "scorecam_weights left gradients in the model's parameters: Score-CAM needs no backward "
         "pass, run it under torch.inference_mode().")
@@ -282,6 +326,13 @@ def check_eigencam_values(eigencam_map):
     aligned = torch.where(flip[:, None, None], -got, got)
     assert_tensor("EigenCAM map (compared up to its sign)", aligned, want,
                   atol=1e-4 * max(1.0, float(want.abs().max())), hint=EIGEN_HINT)
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+    theirs = torch.from_numpy(get_2d_projection(acts.numpy()))
+    flip = (aligned - theirs).flatten(1).abs().amax(1) > (aligned + theirs).flatten(1).abs().amax(1)
+    assert_tensor("EigenCAM map against pytorch-grad-cam's projection (up to its sign)", aligned,
+                  torch.where(flip[:, None, None], -theirs, theirs),
+                  atol=1e-4 * max(1.0, float(theirs.abs().max())), hint=EIGEN_HINT)
     assert torch.equal(acts, before), (
         "eigencam_map changed the activations it was given (an in-place -= on a view of them?): "
         "centre a new tensor, x = x - x.mean(...).")
