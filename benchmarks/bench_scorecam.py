@@ -6,10 +6,11 @@ the 1.5× target, the largest difference between the two maps, and always exits 
     .venv/bin/python benchmarks/bench_scorecam.py [--images 8] [--size 224] [--batch-size 64]
                                                   [--threads N] [--device cpu|cuda] [--weights PATH]
 
-The reference (``autograder.reference.cam_family``) differs from pytorch-grad-cam in three ways
+The reference (``autograder.reference.cam_family``) differs from pytorch-grad-cam in four ways
 that can save time: it runs under ``torch.inference_mode``, it evaluates the masked inputs of all
 images in batches of ``--batch-size`` (pytorch-grad-cam: 16 per image, one ``.item()`` per
-score), and it evaluates an all-zero channel once, as the zero image. The last one only pays
+score), laid out channels-last (oneDNN's preferred CPU layout), and it evaluates an all-zero
+channel once, as the zero image. The last one only pays
 where layer4 has dead channels, which a randomly initialised ResNet-18 hardly has and a trained
 one has many of; so the share of all-zero channels is printed, and a second configuration runs
 on torchvision's ImageNet weights if they are in the local torch hub cache (no download here;

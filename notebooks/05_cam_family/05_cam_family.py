@@ -133,7 +133,10 @@ def capture(model, layer, images, class_idx=None):
     try:
         with torch.enable_grad():
             logits = model(images)
-            idx = logits.argmax(1) if class_idx is None else torch.as_tensor(class_idx, device=logits.device).reshape(-1).expand(len(logits))
+            if class_idx is None:  # each image's predicted class
+                idx = logits.argmax(1)
+            else:  # an int for all images, or one class per image
+                idx = torch.as_tensor(class_idx, device=logits.device).reshape(-1).expand(len(logits))
             (grads,) = torch.autograd.grad(logits.gather(1, idx[:, None]).sum(), kept["a"])
     finally:
         handle.remove()
