@@ -108,3 +108,21 @@ def test_cascading_randomization_is_cumulative_and_leaves_the_model_alone():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="No layer 'head'"):
         next(metrics.cascading_randomization(model, ["head"]))
+
+
+def test_explain_batched_runs_every_method_in_batches_and_times_it():
+    from gradcam_course.metrics import explain_batched
+
+    seen = []
+
+    def brightness(x):
+        seen.append(len(x))
+        return x.mean(1)
+
+    images = torch.rand(5, 3, 4, 6)
+    maps, seconds = explain_batched({"brightness": brightness, "zeros": lambda x: x[:, 0] * 0},
+                                    images, batch_size=2)
+    assert seen == [2, 2, 1]
+    torch.testing.assert_close(maps["brightness"], images.mean(1))
+    assert maps["zeros"].shape == (5, 4, 6) and set(seconds) == {"brightness", "zeros"}
+    assert all(s >= 0 for s in seconds.values())
