@@ -397,8 +397,9 @@ print("visible checks passed: the sign")
 #
 # One function per method, each returning `(N, H, W)` heatmaps for the COVID class. XGrad-CAM
 # {cite}`fu2020xgradcam` is one more change to the weights, given here:
-# $w_k = \sum_{ij} g^k_{ij} A^k_{ij} / (\sum_{ij} A^k_{ij} + \varepsilon)$. The gradient methods
-# share one forward and backward pass per batch; Score-CAM and EigenCAM need none.
+# $w_k = \sum_{ij} g^k_{ij} A^k_{ij} / (\sum_{ij} A^k_{ij} + \varepsilon)$. Each gradient method
+# runs its own forward and partial backward pass per batch (so that its time in the table is its
+# whole cost); Score-CAM and EigenCAM need no backward pass.
 
 # %%
 def xgradcam_weights(activations, gradients):
