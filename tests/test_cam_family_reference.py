@@ -112,6 +112,64 @@ def test_scorecam_batches_and_the_zero_channel_shortcut_change_nothing(setup):
     assert torch.isfinite(zero_score)
 
 
+class BatchNormCNN(nn.Module):
+    """conv → BatchNorm → ReLU twice, with running statistics far from (0, 1)."""
+
+    def __init__(self, seed=5, classes=3):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes))
+        for bn in (self.features[1], self.features[5]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.2, 3)
+            nn.init.uniform_(bn.weight, 0.5, 2)
+            nn.init.uniform_(bn.bias, -0.5, 0.5)
+        self.eval()
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class DataDependentCNN(SmallCNN):
+    def forward(self, x):
+        if x.sum() > 0:  # Python control flow on a tensor's value: torch.fx cannot trace it
+            x = x * 1.0
+        return super().forward(x)
+
+
+def test_batchnorm_folding_keeps_the_logits_and_leaves_the_model_alone():
+    model = BatchNormCNN()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(6))
+    folded = ref.folded_for_inference(model)
+    assert folded is not model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(images), model(images), atol=1e-5, rtol=1e-5)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    model.train()  # batch statistics: nothing fixed to fold
+    assert ref.folded_for_inference(model) is model
+    untraceable = DataDependentCNN()
+    assert ref.folded_for_inference(untraceable) is untraceable
+
+
+def test_scorecam_through_the_folded_model_matches_pytorch_grad_cam():
+    model = BatchNormCNN()
+    layer = model.features[5]
+    images = torch.rand(2, 3, 12, 14, generator=torch.Generator().manual_seed(7))
+    acts, grads, _ = capture_activations_and_gradients(model, layer, images, [0, 2])
+    ours = ref.cam_map("Score-CAM", acts, grads, model, images, [0, 2], batch_size=3)
+    with ScoreCAM(model, [layer]) as cam, contextlib.redirect_stderr(io.StringIO()):
+        theirs = cam.get_cam_image(images, layer, [ClassifierOutputTarget(0), ClassifierOutputTarget(2)],
+                                   acts.numpy(), grads.numpy(), False)
+    np.testing.assert_allclose(normalise(ours.numpy()), normalise(theirs), atol=1e-4)
+
+
 def test_scorecam_none_means_the_predicted_class(setup):
     model, images, _, acts, _ = setup
     predicted = model(images).argmax(1).tolist()

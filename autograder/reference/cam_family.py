@@ -9,8 +9,10 @@ The formulas are pytorch-grad-cam's (v1.5), which the tests check to 1e-4 after 
 normalisation, with two deliberate differences:
 
 - Score-CAM runs under ``torch.inference_mode``, evaluates the masked inputs of all images in
-  batches of ``batch_size`` laid out channels-last, and evaluates an all-zero channel once (its masked input is the
-  all-zero image, whatever the channel), instead of one masked input per channel per image;
+  batches of ``batch_size`` laid out channels-last, through a copy of the model with each
+  BatchNorm folded into the convolution before it, and evaluates an all-zero channel once (its
+  masked input is the all-zero image, whatever the channel), instead of one masked input per
+  channel per image;
 - EigenCAM fixes the sign of the principal component, which an SVD leaves to chance, so that the
   map correlates positively with the channel-summed activation.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.experimental.optimization import fuse
 
 from .gradcam import (capture_activations_and_gradients, gradcam_map, gradcam_weights,
                       target_indices, upsample_and_normalize)
@@ -76,6 +79,23 @@ def layercam_map(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Te
 
 # --- Exercise 4: Score-CAM (Wang et al. 2020) -----------------------------------------------------
 
+def folded_for_inference(model: nn.Module) -> nn.Module:
+    """A copy of an eval-mode model with each BatchNorm folded into the convolution before it.
+
+    Score-CAM runs the model hundreds of times per image, and in eval mode a BatchNorm is a fixed
+    per-channel affine map that the convolution's weights and bias can absorb: one pass over the
+    feature map fewer per layer (≈ 10 % of a ResNet-18 forward on a CPU), the same logits up to
+    rounding (≈ 1e-6). A model in training mode, or one that torch.fx cannot trace (Python control
+    flow on tensor values), is returned as it is.
+    """
+    if model.training:
+        return model  # training-mode BatchNorm uses batch statistics: nothing fixed to fold
+    try:
+        return fuse(model)  # symbolic trace, deep copy, fold conv → bn pairs; the model is untouched
+    except Exception:  # noqa: BLE001 - any tracing failure just means no folding
+        return model
+
+
 def scorecam_weights(model: nn.Module, images: torch.Tensor, activations: torch.Tensor,
                      class_idx=None, batch_size: int = 64) -> torch.Tensor:
     """(N, K): softmax over channels of the target logit of each image masked by each channel.
@@ -84,13 +104,14 @@ def scorecam_weights(model: nn.Module, images: torch.Tensor, activations: torch.
     pytorch-grad-cam's ``UpsamplingBilinear2d``), min-max normalised to [0, 1] (eps 1e-8), and
     multiplied with the image; the masked images of all (n, k) pairs go through the model in
     batches of ``batch_size``. An all-zero channel masks the image to zeros, so one forward pass
-    of the zero image scores all of them.
+    of the zero image scores all of them. The passes go through ``folded_for_inference(model)``.
     """
     if activations.dim() != 4 or activations.shape[0] != images.shape[0]:
         raise ValueError(f"activations {tuple(activations.shape)} must be (N, K, h, w) for the "
                          f"{images.shape[0]} images.")
     n, k = activations.shape[:2]
     size = images.shape[-2:]
+    model = folded_for_inference(model)
     with torch.inference_mode():
         zero_logits = model(torch.zeros_like(images[:1]))[0]
         logits = model(images) if class_idx is None else zero_logits.expand(n, -1)
