@@ -23,9 +23,9 @@ from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 from torchvision.models import resnet18  # noqa: E402
 
-from autograder.reference.gradcam import grad_cam  # noqa: E402
-from gradcam_course.data import load_offline_digits  # noqa: E402
-from gradcam_course.models import LeNet  # noqa: E402
+from autograder.reference.ch01_mnist_lenet import grad_cam  # noqa: E402
+from gradcam_course.mnist import load_offline_digits  # noqa: E402
+from gradcam_course.mnist import LeNet  # noqa: E402
 
 # Targets for the reference: one backward to the target layer should cost little more than
 # the forward pass itself, and clearly less than pytorch-grad-cam's full backward.

@@ -45,7 +45,7 @@ def make_class(dest: Path, n: int) -> Path:
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
-    from gradcam_course.course import tool_env
+    from gradcam_course.instructor.release import tool_env
 
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True)
@@ -64,7 +64,7 @@ def main() -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         course = make_class(Path(tmp) / "course", n)
-        grade = [sys.executable, "-m", "gradcam_course.cli", "grade", CHAPTER]
+        grade = [sys.executable, "-m", "gradcam_course.instructor.cli", "grade", CHAPTER]
         for label, cmd, cwd in (
                 ("gradcam-course grade --jobs 1", grade + ["--jobs", "1"], course),
                 ("gradcam-course grade --jobs 2", grade + ["--jobs", "2"], course),

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from autograder.reference.pcam import insertion_deletion, occlusion_sensitivity  # noqa: E402
+from autograder.reference.ch04_pcam_histology import insertion_deletion, occlusion_sensitivity  # noqa: E402
 from gradcam_course.metrics import score_signs  # noqa: E402
 from gradcam_course.pcam import PatchCNN, synthetic_pcam  # noqa: E402
 

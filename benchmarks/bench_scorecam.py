@@ -6,7 +6,7 @@ the 1.5× target, the largest difference between the two maps, and always exits 
     .venv/bin/python benchmarks/bench_scorecam.py [--images 8] [--size 224] [--batch-size 16]
                                                   [--threads N] [--device cpu|cuda] [--weights PATH]
 
-The reference (``autograder.reference.cam_family``) differs from pytorch-grad-cam in five ways
+The reference (``autograder.reference.ch05_cam_family``) differs from pytorch-grad-cam in five ways
 that can save time: it runs under ``torch.inference_mode``, it evaluates the masked inputs of all
 images in batches of ``--batch-size`` (pytorch-grad-cam: 16 per image, one ``.item()`` per
 score), laid out channels-last (oneDNN's preferred CPU layout), through a copy of the model with
@@ -44,8 +44,8 @@ from pytorch_grad_cam import ScoreCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 from torchvision.models import ResNet18_Weights, resnet18  # noqa: E402
 
-from autograder.reference.cam_family import cam_map, finish  # noqa: E402
-from autograder.reference.gradcam import capture_activations_and_gradients  # noqa: E402
+from autograder.reference.ch05_cam_family import cam_map, finish  # noqa: E402
+from autograder.reference.ch01_mnist_lenet import capture_activations_and_gradients  # noqa: E402
 
 MIN_PGC_OVER_REF = 1.5  # target on CPU
 MAX_ABS_DIFF = 1e-4

@@ -2,7 +2,9 @@
 the model-randomisation sanity check, shared by the chapters that compare attribution methods.
 
 Chapter 3 has students write the pointing games and chapter 4 insertion/deletion; from then on
-the course uses these versions (the hidden tests hold the students' to the same numbers).
+the course uses these versions (the hidden tests hold the students' to the same numbers). In
+those two chapters the checks refuse these versions and the grader flags their use
+(``gradcam_course.instructor.layout.PACKAGE_ANSWERS``).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcam_course import course
+from gradcam_course.instructor import release
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRETS = ("HIDDEN TESTS", "load_checks", "check_capture", "autograder.checks")
@@ -18,7 +18,7 @@ SECRETS = ("HIDDEN TESTS", "load_checks", "check_capture", "autograder.checks")
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
-    course.write_book_pages(ROOT)
+    release.write_book_pages(ROOT)
     env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1")
     env.pop("MPLBACKEND", None)  # the kernel's inline backend must capture the figures
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
@@ -49,7 +49,7 @@ def test_solutions_are_folded_not_removed(html):
 
 def test_colab_badge_opens_the_student_notebook(html):
     page = (html / "book" / "chapters" / "01_mnist_lenet.html").read_text()
-    assert course.colab_url(ROOT, "01_mnist_lenet") in page
+    assert release.colab_url(ROOT, "01_mnist_lenet") in page
 
 
 def test_no_hidden_test_code_anywhere_in_the_html(html):

@@ -15,17 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-import variants as variants_ch01
-import variants_ch02
-import variants_ch03
-import variants_ch04
-import variants_ch05
+import variants
 from course_files import grade_id, solution_code
+from gradcam_course.instructor.layout import Course
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {"01_mnist_lenet": variants_ch01, "02_vgg16_imagenet": variants_ch02,
-            "03_resnet_covid_ct": variants_ch03, "04_pcam_histology": variants_ch04,
-            "05_cam_family": variants_ch05}
+VARIANTS = {chapter: variants.of(chapter) for chapter in Course(ROOT).chapters()}
 # What the chapters import before their solution cells.
 IMPORTS = """
 from pathlib import Path
@@ -42,7 +37,7 @@ from gradcam_course.ct import CLASSES
 from gradcam_course.metrics import score_signs
 from gradcam_course.plotting import show_cam
 """
-HIDDEN_CALL = re.compile(r'load_checks\("(\w+)"\)\.(\w+)\((\w+)\)')
+HIDDEN_CALL = re.compile(r'load_checks\(\)\.(\w+)\((\w+)\)')
 
 
 def source(chapter):
@@ -52,9 +47,9 @@ def source(chapter):
 def graded_cells(chapter) -> dict[str, tuple]:
     """grade_id → (check function, name of the student function it is called with)."""
     cells = {}
+    checks = importlib.import_module(Course(ROOT).checks_module(chapter))
     for cell in source(chapter).cells:
-        for module, check, function in HIDDEN_CALL.findall(cell.source):
-            checks = importlib.import_module(f"autograder.checks.{module}")
+        for check, function in HIDDEN_CALL.findall(cell.source):
             cells[grade_id(cell)] = (getattr(checks, check), function)
     return cells
 
@@ -112,13 +107,13 @@ def test_correct_alternative_passes(chapter, name):
 def test_failure_messages_point_at_the_mistake():
     from autograder.checks import ch01_mnist_lenet as ch01, ch02_vgg16_imagenet as ch02
 
-    ns = student_namespace("01_mnist_lenet", variants_ch01.WRONG["no_relu"][0])
+    ns = student_namespace("01_mnist_lenet", VARIANTS["01_mnist_lenet"].WRONG["no_relu"][0])
     with pytest.raises(AssertionError, match="ReLU"):
         ch01.check_map(ns["gradcam_map"])
-    ns = student_namespace("01_mnist_lenet", variants_ch01.WRONG["hook_left_registered"][0])
+    ns = student_namespace("01_mnist_lenet", VARIANTS["01_mnist_lenet"].WRONG["hook_left_registered"][0])
     with pytest.raises(AssertionError, match="handle.remove"):
         ch01.check_capture_hygiene(ns["capture_activations_and_gradients"])
-    ns = student_namespace("02_vgg16_imagenet", variants_ch02.WRONG["overlay_bgr"][0])
+    ns = student_namespace("02_vgg16_imagenet", VARIANTS["02_vgg16_imagenet"].WRONG["overlay_bgr"][0])
     with pytest.raises(AssertionError, match="COLOR_BGR2RGB"):
         ch02.check_overlay(ns["overlay_heatmap"])
 
@@ -142,7 +137,7 @@ def test_vgg_surgery_matches_torchvision_vgg16_layout():
     """The reference wrapper on the real VGG16 architecture (untrained) gives its logits."""
     from torchvision.models import vgg16
 
-    from autograder.reference import vgg as ref
+    from autograder.reference import ch02_vgg16_imagenet as ref
 
     torch.manual_seed(0)
     model = vgg16(weights=None).eval()

@@ -159,7 +159,7 @@ def test_reference_gradcam_matches_pytorch_grad_cam_on_resnet18():
     from pytorch_grad_cam import GradCAM as PGCGradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from autograder.reference.ct import GradCAM
+    from autograder.reference.ch03_resnet_covid_ct import GradCAM
 
     torch.manual_seed(0)
     model = ct.build_resnet18(mode="offline", output_stride=32, verbose=False).eval()

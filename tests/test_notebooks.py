@@ -1,8 +1,7 @@
 """The chapter notebooks: pairs in sync, student copies generated and clean, URL configured once,
 the book pages are derived correctly. That every cell of a source notebook executes (hidden tests
-included) is checked by test_grading.py, which grades the solution through nbgrader."""
+included) is checked by test_nbgrader_e2e.py, which grades the solution through nbgrader."""
 
-import os
 import re
 import subprocess
 import sys
@@ -13,12 +12,13 @@ import nbformat
 import pytest
 from jupytext.compare import compare_notebooks
 
-from gradcam_course import course
+from gradcam_course.instructor import release
+from gradcam_course.instructor.layout import Course
 from course_files import nbgrader, solution_code, temp_course
 
 ROOT = Path(__file__).resolve().parent.parent
 PAIRS = sorted(p for folder in ("solutions", "notebooks") for p in (ROOT / folder).glob("*/*.ipynb"))
-CHAPTERS = course.chapters(ROOT)
+CHAPTERS = Course(ROOT).chapters()
 
 
 def source_nb(chapter):
@@ -26,7 +26,7 @@ def source_nb(chapter):
 
 
 def test_every_chapter_has_a_source_and_a_student_pair():
-    for chapter in course.chapters(ROOT):
+    for chapter in Course(ROOT).chapters():
         for folder in ("solutions", "notebooks"):
             for ext in (".py", ".ipynb"):
                 assert (ROOT / folder / chapter / f"{chapter}{ext}").is_file(), (folder, ext)
@@ -68,12 +68,12 @@ def test_student_files_leak_no_solution_and_no_hidden_test(chapter):
 
 
 def test_repository_url_is_configured_once():
-    url, _ = course.repository(ROOT)
-    for chapter in course.chapters(ROOT):
+    url, _ = release.repository(ROOT)
+    for chapter in Course(ROOT).chapters():
         for folder in ("solutions", "notebooks"):
             text = (ROOT / folder / chapter / f"{chapter}.py").read_text()
             assert f'COURSE_REPO = "{url}"' in text, f"{folder}/{chapter}: run gradcam-course release"
-            assert f"({course.colab_url(ROOT, chapter)})" in text
+            assert f"({release.colab_url(ROOT, chapter)})" in text
     # Outside the config and the generated/stamped notebooks, nothing names the repository.
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     others = [f for f in tracked if url.split("//")[1] in (ROOT / f).read_text(errors="ignore")
@@ -83,7 +83,7 @@ def test_repository_url_is_configured_once():
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_colab_badge_opens_the_student_notebook(chapter):
-    link = course.colab_url(ROOT, chapter)
+    link = release.colab_url(ROOT, chapter)
     assert link.endswith(f"/notebooks/{chapter}/{chapter}.ipynb")
     assert link.startswith("https://colab.research.google.com/github/")
 
@@ -106,7 +106,7 @@ def test_committed_student_notebook_equals_a_fresh_generation(tmp_path, chapter)
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_book_page_removes_hidden_tests_and_folds_solutions(chapter):
     source = source_nb(chapter)
-    page = course.book_page(source)
+    page = release.book_page(source)
     text = "\n".join(c["source"] for c in page["cells"])
     assert "HIDDEN TESTS" not in text and "load_checks" not in text
     assert "### BEGIN SOLUTION" in text  # solutions stay, folded
@@ -147,7 +147,7 @@ def test_colab_install_provides_every_import_of_the_student_notebooks():
     declared = {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-")
                 for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
     module_to_dists = md.packages_distributions()
-    for chapter in course.chapters(ROOT):
+    for chapter in Course(ROOT).chapters():
         nb = nbformat.read(ROOT / "notebooks" / chapter / f"{chapter}.ipynb", as_version=4)
         modules = set()
         for cell in nb.cells:

@@ -6,45 +6,13 @@ from __future__ import annotations
 import warnings
 
 import torch
-from torch import nn
 
+from autograder.checks.basic_models import SmallConvNet
+from autograder.checks.basic_models import randn_images as images
 from autograder.checks.common import assert_tensor, hook_count
-from autograder.reference import gradcam as ref
+from autograder.reference import ch01_mnist_lenet as ref
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
-
-
-class SmallConvNet(nn.Module):
-    """A seeded CNN for the checks: works on any input size, ``target`` is the layer to hook.
-
-    With ``inplace=True`` the target conv is followed by ``ReLU(inplace=True)``, like the
-    convolutions in torchvision's VGG and ResNet.
-    """
-
-    def __init__(self, inplace: bool = False, num_classes: int = 5, seed: int = 0,
-                 fail_after_target: bool = False):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.conv1 = nn.Conv2d(2, 6, 3, padding=1)
-        self.act1 = nn.ReLU()
-        self.target = nn.Conv2d(6, 7, 3, padding=1)
-        self.act2 = nn.ReLU(inplace=inplace)
-        self.pool = nn.AdaptiveAvgPool2d((2, 3))
-        self.fc = nn.Linear(7 * 6, num_classes)
-        self.fail_after_target = fail_after_target
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-
-    def forward(self, x):
-        x = self.act2(self.target(self.act1(self.conv1(x))))
-        if self.fail_after_target:
-            raise RuntimeError("forward failed on purpose (hidden test)")
-        return self.fc(self.pool(x).flatten(1))
-
-
-def images(n=4, h=11, w=14, seed=1):
-    return torch.randn(n, 2, h, w, generator=torch.Generator().manual_seed(seed))
 
 
 def _mixed_classes(model, x):

@@ -10,48 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from autograder.checks.basic_models import SmallVGG, photos
 from autograder.checks.common import assert_tensor, hook_count
-from autograder.reference import vgg as ref
+from autograder.reference import ch02_vgg16_imagenet as ref
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
-
-# VGG16's layout (13 convs, 5 max-pools: features[29] is relu5_3, features[30] the last pool)
-# with few channels, so the checks run in milliseconds.
-SMALL_CFG = [4, 4, "M", 6, 6, "M", 8, 8, 8, "M", 8, 8, 8, "M", 12, 12, 12, "M"]
-
-
-class SmallVGG(nn.Module):
-    def __init__(self, num_classes: int = 6, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        layers, c = [], 3
-        for v in SMALL_CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU(inplace=True)]
-                c = v
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(nn.Linear(12 * 7 * 7, 32), nn.ReLU(inplace=True),
-                                        nn.Dropout(), nn.Linear(32, num_classes))
-        assert isinstance(self.features[29], nn.ReLU) and isinstance(self.features[30], nn.MaxPool2d)
-        for m in self.modules():  # torchvision's VGG init keeps the signal alive through 13 convs
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.normal_(m.bias, 0.0, 0.1)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.1)
-                nn.init.normal_(m.bias, 0.0, 0.1)
-
-    def forward(self, x):
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
-
-
-def photos(n=3, h=64, w=96, seed=1):
-    return torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
-
 
 # --- exercise 1: VGGGradCAM ---------------------------------------------------------------------
 

@@ -9,47 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-from torchvision.models.resnet import BasicBlock
 
-from autograder.checks.common import assert_tensor, hook_count
-from autograder.reference import ct as ref
+from autograder.checks.basic_models import SmallResNet, randn_images
+from autograder.checks.common import assert_tensor, hook_count, refusing_package_answers
+from autograder.reference import ch03_resnet_covid_ct as ref
+
+CHAPTER = "03_resnet_covid_ct"
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
 
 
-class SmallResNet(nn.Module):
-    """A seeded ResNet built from torchvision's own BasicBlock (``out += identity`` and
-    ``ReLU(inplace=True)`` inside), small enough for the checks, any input size."""
-
-    def __init__(self, in_channels: int = 2, num_classes: int = 3, seed: int = 0):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 8, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.relu = nn.ReLU(inplace=True)
-        self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8))
-        down = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
-        self.layer2 = nn.Sequential(BasicBlock(8, 16, stride=2, downsample=down), BasicBlock(16, 16))
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(16, num_classes)
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.4 + (0.6 if p.dim() == 1 else 0.0))
-        self.eval()
-
-    def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer2(self.layer1(x))
-        return self.fc(self.avgpool(x).flatten(1))
-
-
 class Boom(Exception):
     pass
-
-
-def images(n=4, h=12, w=15, channels=2, seed=1):
-    return torch.randn(n, channels, h, w, generator=torch.Generator().manual_seed(seed))
 
 
 def _other_classes(model, x, num_classes=3):
@@ -74,7 +45,7 @@ def _reference(model, layer, x, class_idx):
 def check_gradcam_values(GradCAM):
     """Maps of a whole residual stage for a batch of non-square images, one class per image."""
     model = SmallResNet()
-    x = images()
+    x = randn_images(h=12, w=15)
     classes = _other_classes(model, x)
     got, _ = _maps(GradCAM, model, model.layer2, x, classes)
     want, _ = _reference(model, model.layer2, x, classes)
@@ -87,7 +58,7 @@ def check_gradcam_values(GradCAM):
 def check_gradcam_inplace(GradCAM):
     """Target = the last BatchNorm of a block: `out += identity` and an in-place ReLU follow it."""
     model = SmallResNet(seed=3)
-    x = images(n=3, h=10, w=13, seed=4)
+    x = randn_images(n=3, h=10, w=13, seed=4)
     classes = _other_classes(model, x)
     layer = model.layer2[1].bn2
     got, _ = _maps(GradCAM, model, layer, x, classes)
@@ -102,7 +73,7 @@ def check_gradcam_inplace(GradCAM):
 def check_gradcam_hooks(GradCAM):
     """No hook survives the `with` block, also when the block raises; the error is not swallowed."""
     model = SmallResNet(seed=5)
-    x = images(n=2, seed=6)
+    x = randn_images(n=2, h=12, w=15, seed=6)
     with GradCAM(model, model.layer2) as cam:
         cam(x, None)
         cam(x, 1)  # two calls in one block
@@ -126,7 +97,7 @@ def check_gradcam_hooks(GradCAM):
 def check_gradcam_class_idx(GradCAM):
     """None → predicted class, int → same class for all, tensor → one per image; cam.logits."""
     model = SmallResNet(seed=7)
-    x = images(n=3, h=11, w=9, seed=8)
+    x = randn_images(n=3, h=11, w=9, seed=8)
     for label, class_idx in (("None", None), ("an int (2)", 2), ("a tensor", torch.tensor([2, 0, 1]))):
         got, cam = _maps(GradCAM, model, model.layer2, x, class_idx)
         want, logits = _reference(model, model.layer2, x, class_idx)
@@ -269,6 +240,7 @@ def _cases():
 
 
 def check_pointing_game(pointing_game):
+    pointing_game = refusing_package_answers(pointing_game, CHAPTER)
     cams, masks = _cases()
     got = pointing_game(cams.clone(), masks.clone())
     want = ref.pointing_game(cams, masks)
@@ -295,6 +267,7 @@ def check_pointing_game(pointing_game):
 
 
 def check_energy_pointing_game(energy_pointing_game):
+    energy_pointing_game = refusing_package_answers(energy_pointing_game, CHAPTER)
     gen = torch.Generator().manual_seed(15)
     cams = torch.rand(4, 9, 11, generator=gen) ** 3
     masks = torch.rand(4, 9, 11, generator=gen) > 0.7

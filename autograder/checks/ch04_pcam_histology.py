@@ -7,37 +7,15 @@ from __future__ import annotations
 import warnings
 
 import torch
-from torch import nn
 
-from autograder.checks.common import assert_tensor, hook_count
-from autograder.reference import pcam as ref
+from autograder.checks.basic_models import OneLogitCNN
+from autograder.checks.basic_models import rand_images as images
+from autograder.checks.common import assert_tensor, hook_count, refusing_package_answers
+from autograder.reference import ch04_pcam_histology as ref
+
+CHAPTER = "04_pcam_histology"
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
-
-
-class TinyCNN(nn.Module):
-    """Two conv blocks (BatchNorm, in-place ReLU after the target conv), one logit, seeded."""
-
-    def __init__(self, seed: int = 0):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(inplace=True))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 1))
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5 + (0.3 if p.dim() == 1 else 0.0))
-            self.features[1].running_mean.uniform_(-0.2, 0.2, generator=g)
-            self.features[1].running_var.uniform_(0.5, 1.5, generator=g)
-        self.eval()
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-
-def images(n=3, h=14, w=18, seed=1):
-    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
 def _unchanged(name, before, after):
@@ -48,7 +26,7 @@ def _unchanged(name, before, after):
 
 def check_gradcam_values(binary_gradcam):
     """Mixed targets and the predicted class, a target conv followed by an in-place ReLU."""
-    model, x = TinyCNN(), images()
+    model, x = OneLogitCNN(), images()
     layer = model.features[4]
     for target in ([1, 0, 1], None, torch.tensor([0, 1, 1])):
         got = binary_gradcam(model, layer, x, target)
@@ -63,7 +41,7 @@ def check_gradcam_values(binary_gradcam):
 
 def check_gradcam_negative(binary_gradcam):
     """Target 0 for every image: the score is -logit."""
-    model, x = TinyCNN(seed=2), images(n=4, h=16, w=12, seed=3)
+    model, x = OneLogitCNN(seed=2), images(n=4, h=16, w=12, seed=3)
     layer = model.features[4]
     got = binary_gradcam(model, layer, x, 0)
     want = ref.binary_gradcam(model, layer, x, 0)
@@ -75,7 +53,7 @@ def check_gradcam_negative(binary_gradcam):
 # --- exercise 2: saliency -----------------------------------------------------------------------
 
 def check_saliency(saliency_map):
-    model, x = TinyCNN(seed=4), images(n=3, h=13, w=17, seed=5)
+    model, x = OneLogitCNN(seed=4), images(n=3, h=13, w=17, seed=5)
     before = x.clone()
     for target in ([0, 1, 0], None, 1):
         got = saliency_map(model, x, target)
@@ -91,7 +69,7 @@ def check_saliency(saliency_map):
 
 def check_occlusion_values(occlusion_sensitivity):
     """Windows that end exactly at the border (off-by-one) and windows that do not cover it."""
-    model, x = TinyCNN(seed=6), images(n=2, h=20, w=18, seed=7)
+    model, x = OneLogitCNN(seed=6), images(n=2, h=20, w=18, seed=7)
     before = x.clone()
     for patch, stride, target in ((8, 4, [1, 0]), (5, 3, None), (6, 6, 1)):
         got = occlusion_sensitivity(model, x, patch, stride, 0.0, target)
@@ -104,7 +82,7 @@ def check_occlusion_values(occlusion_sensitivity):
 
 
 def check_occlusion_baseline(occlusion_sensitivity):
-    model, x = TinyCNN(seed=8), images(n=3, h=12, w=12, seed=9)
+    model, x = OneLogitCNN(seed=8), images(n=3, h=12, w=12, seed=9)
     got = occlusion_sensitivity(model, x, 4, 4, 0.5, 0)
     want = ref.occlusion_sensitivity(model, x, 4, 4, 0.5, 0)
     assert_tensor("occlusion with baseline=0.5, target=0", got, want, atol=1e-4,
@@ -115,7 +93,7 @@ def check_occlusion_baseline(occlusion_sensitivity):
 # --- exercise 4: integrated gradients -----------------------------------------------------------
 
 def check_ig_values(integrated_gradients):
-    model, x = TinyCNN(seed=10), images(n=3, h=10, w=14, seed=11)
+    model, x = OneLogitCNN(seed=10), images(n=3, h=10, w=14, seed=11)
     before = x.clone()
     for steps, target in ((20, [1, 0, 1]), (7, None)):
         got = integrated_gradients(model, x, None, steps, target)
@@ -128,7 +106,7 @@ def check_ig_values(integrated_gradients):
 
 def check_ig_completeness(integrated_gradients):
     """Attributions add up to score(x) - score(baseline), within the quadrature error."""
-    model, x = TinyCNN(seed=12), images(n=4, h=12, w=12, seed=13)
+    model, x = OneLogitCNN(seed=12), images(n=4, h=12, w=12, seed=13)
     attributions = integrated_gradients(model, x, None, 128, 1)
     with torch.no_grad():
         gap = model(x)[:, 0] - model(torch.zeros_like(x))[:, 0]
@@ -139,7 +117,7 @@ def check_ig_completeness(integrated_gradients):
 
 
 def check_ig_baseline(integrated_gradients):
-    model, x = TinyCNN(seed=14), images(n=2, h=12, w=10, seed=15)
+    model, x = OneLogitCNN(seed=14), images(n=2, h=12, w=10, seed=15)
     tensor_baseline = torch.rand(x.shape, generator=torch.Generator().manual_seed(16))
     for baseline in (0.5, tensor_baseline):
         got = integrated_gradients(model, x, baseline, 16, 0)
@@ -153,7 +131,8 @@ def check_ig_baseline(integrated_gradients):
 # --- exercise 5: insertion and deletion ---------------------------------------------------------
 
 def check_insertion_curves(insertion_deletion):
-    model, x = TinyCNN(seed=17), images(n=3, h=12, w=16, seed=18)
+    insertion_deletion = refusing_package_answers(insertion_deletion, CHAPTER)
+    model, x = OneLogitCNN(seed=17), images(n=3, h=12, w=16, seed=18)
     maps = torch.rand(3, 12, 16, generator=torch.Generator().manual_seed(19))
     maps[0, :2] = 0.5  # ties: the lower flat index goes first
     for steps, baseline, target in ((5, 0.2, [1, 0, 1]), (8, 0.0, None)):
@@ -170,7 +149,8 @@ def check_insertion_curves(insertion_deletion):
 
 
 def check_insertion_auc(insertion_deletion):
-    model, x = TinyCNN(seed=20), images(n=2, h=10, w=10, seed=21)
+    insertion_deletion = refusing_package_answers(insertion_deletion, CHAPTER)
+    model, x = OneLogitCNN(seed=20), images(n=2, h=10, w=10, seed=21)
     maps = torch.rand(2, 10, 10, generator=torch.Generator().manual_seed(22))
     got = insertion_deletion(model, x, maps, 4, 0.0, 1)
     want = ref.insertion_deletion(model, x, maps, 4, 0.0, 1)

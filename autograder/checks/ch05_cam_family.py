@@ -10,54 +10,22 @@ import io
 import math
 import warnings
 
-import numpy as np
 
 import torch
 from torch import nn
 
+from autograder.checks.basic_models import FourClassCNN
+from autograder.checks.basic_models import rand_images as images
 from autograder.checks.common import assert_tensor
-from autograder.reference import cam_family as ref
-from autograder.reference.gradcam import capture_activations_and_gradients
+from autograder.reference import ch05_cam_family as ref
+from autograder.reference.ch01_mnist_lenet import capture_activations_and_gradients
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
 
 
-class TinyCNN(nn.Module):
-    """Four classes, BatchNorm with non-trivial running statistics, seeded, in eval mode.
-
-    ``features[4]`` is a conv followed by an in-place ReLU (its gradient is exactly zero wherever
-    its output is negative); ``features[7]`` is a BatchNorm output that feeds a 1×1 conv (signed
-    activations with non-zero gradients, varying over the grid).
-    """
-
-    def __init__(self, seed: int = 0, classes: int = 4):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8),
-            nn.Conv2d(8, 6, 1), nn.ReLU(inplace=True))
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, classes))
-        g = torch.Generator().manual_seed(seed)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.5 + (0.3 if p.dim() == 1 else 0.0))
-            for bn in (self.features[1], self.features[7]):
-                bn.running_mean.uniform_(-0.2, 0.2, generator=g)
-                bn.running_var.uniform_(0.5, 1.5, generator=g)
-        self.eval()
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-
-def images(n=3, h=14, w=18, seed=1):
-    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(seed))
-
-
 def _captured(layer_index, seed, classes, n=3, h=14, w=18):
-    """(activations, gradients) of a TinyCNN layer, as chapter 1's capture returns them."""
-    model = TinyCNN(seed=seed)
+    """(activations, gradients) of a FourClassCNN layer, as chapter 1's capture returns them."""
+    model = FourClassCNN(seed=seed)
     acts, grads, _ = capture_activations_and_gradients(
         model, model.features[layer_index], images(n, h, w, seed + 1), classes)
     return acts, grads
@@ -123,7 +91,7 @@ PLUSPLUS_HINT = ("w_k = Σ_ij α_ij · ReLU(g_ij) (a sum over the positions, not
 
 def _plusplus_inputs():
     # A conv followed by an in-place ReLU: exact zeros in the gradient, mixed targets.
-    yield "TinyCNN activations and gradients", *_captured(4, seed=0, classes=[0, 2, 3])
+    yield "FourClassCNN activations and gradients", *_captured(4, seed=0, classes=[0, 2, 3])
     # Signed gradients, so that ReLU(g) matters, and positive activations, so that Σ A > 0.
     g = torch.Generator().manual_seed(11)
     acts = torch.rand(3, 5, 6, 7, generator=g) * 2
@@ -166,7 +134,7 @@ def check_plusplus_zero_gradients(gradcam_plusplus_weights):
 
 def _map_inputs():
     # A BatchNorm output feeding a conv: signed activations, gradients varying over the grid.
-    yield "TinyCNN activations and gradients", *_captured(7, seed=2, classes=[1, 3, 0], h=12, w=16)
+    yield "FourClassCNN activations and gradients", *_captured(7, seed=2, classes=[1, 3, 0], h=12, w=16)
     yield "random activations and gradients", *_random_pair(seed=31, n=3, k=6, h=5, w=7)
 
 
@@ -216,9 +184,9 @@ SCORECAM_HINT = ("Each channel upsampled to the image size with F.interpolate(..
 
 
 def _scorecam_setup(seed, n=3, h=14, w=18):
-    """A TinyCNN, images, and the activations of features[4] (smaller than the images), with one
+    """A FourClassCNN, images, and the activations of features[4] (smaller than the images), with one
     all-zero channel."""
-    model, x = TinyCNN(seed=seed), images(n, h, w, seed + 1)
+    model, x = FourClassCNN(seed=seed), images(n, h, w, seed + 1)
     acts, _, _ = capture_activations_and_gradients(model, model.features[4], x, 0)
     acts[1, 2] = 0.0
     return model, x, acts

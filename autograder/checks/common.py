@@ -2,7 +2,46 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+
 import torch
+
+from gradcam_course.instructor.layout import PACKAGE_ANSWERS
+
+
+def _refused(*args, **kwargs):
+    # Runs as the code of a package function, with that module's globals: builtins and literals
+    # only. The message carries layout.PACKAGE_ANSWER_REFUSED (the grader flags on it).
+    frame = __import__("sys")._getframe(0)
+    qualname = f"{frame.f_globals['__name__']}.{frame.f_code.co_name}"
+    raise AssertionError(f"Your function uses {qualname}, the helper package's answer to this "
+                         "exercise: write your own (this submission is flagged for the instructor).")
+
+
+def refusing_package_answers(student_function, chapter: str):
+    """``student_function`` wrapped so that, while it runs, the helper package's versions of the
+    chapter's answers (``PACKAGE_ANSWERS``) raise instead of answering.
+
+    The package function's code object is swapped, so an alias (``from … import pointing_game
+    as pg``), an ``importlib``/``getattr`` spelling or the package function handed in as the
+    student's own are all refused; the reference, called outside the wrapper, is unaffected.
+    """
+    answers = [getattr(importlib.import_module(q.rsplit(".", 1)[0]), q.rsplit(".", 1)[1])
+               for q in PACKAGE_ANSWERS.get(chapter, {}).values()]
+
+    @functools.wraps(student_function)
+    def call(*args, **kwargs):
+        saved = [(f, f.__code__) for f in answers]
+        for f, code in saved:
+            f.__code__ = _refused.__code__.replace(co_name=code.co_name, co_qualname=code.co_qualname)
+        try:
+            return student_function(*args, **kwargs)
+        finally:
+            for f, code in saved:
+                f.__code__ = code
+
+    return call
 
 
 def assert_tensor(name, got, expected, atol=1e-5, hint=""):

@@ -59,8 +59,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradcam_course import setup
-from gradcam_course.data import DigitsDataModule
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import DigitsDataModule
+from gradcam_course.mnist import LeNet
 from gradcam_course.plotting import plot_cam_grid, plot_class_maps, plot_training_curves, show_cam
 from gradcam_course.training import LitClassifier, predict, train_classifier
 
@@ -235,10 +235,10 @@ def capture_activations_and_gradients(model, layer, images, class_idx=None):
     raise NotImplementedError()
 
 
-# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "6e859774d909b92d1d9c6023439c1e8a", "grade": true, "grade_id": "test_capture_values", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "c76b52a72257eeed23a59afbc2ecea62", "grade": true, "grade_id": "test_capture_values", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 # Visible checks on a fresh LeNet: shapes and logits.
 import torch
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import LeNet
 
 torch.manual_seed(0)
 _net = LeNet().eval()
@@ -249,10 +249,10 @@ assert _g.shape == _a.shape, f"gradients must have the activations' shape, got {
 assert torch.allclose(_logits, _net(_x), atol=1e-6), "logits must be the model's output"
 print("visible checks passed: shapes and logits")
 
-# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "3ef280094a12c0846f3d24e2a97b5450", "grade": true, "grade_id": "test_capture_class_idx", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
+# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "43c57768ac4c83c58bfef4044396b364", "grade": true, "grade_id": "test_capture_class_idx", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 # Visible checks: class_idx=None follows the prediction; a wrong-length list is refused.
 import torch
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import LeNet
 
 torch.manual_seed(1)
 _net = LeNet().eval()
@@ -280,10 +280,10 @@ _a, _g, _ = capture_activations_and_gradients(_net, _net[0], _x, 0)
 assert torch.allclose(_a, _net[0](_x), atol=1e-6), "activations were changed by the in-place ReLU: clone"
 print("visible checks passed: in-place ReLU")
 
-# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "48208035182e3894584123fbbed7da4b", "grade": true, "grade_id": "test_capture_hygiene", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
+# %% deletable=false editable=false nbgrader={"cell_type": "code", "checksum": "190bc84771c33c1d5d24c64ace8687c1", "grade": true, "grade_id": "test_capture_hygiene", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 # Visible checks: no hook left on the layer, no weight gradient computed.
 import torch
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import LeNet
 
 torch.manual_seed(3)
 _net = LeNet().eval()

@@ -57,8 +57,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradcam_course import setup
-from gradcam_course.data import DigitsDataModule
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import DigitsDataModule
+from gradcam_course.mnist import LeNet
 from gradcam_course.plotting import plot_cam_grid, plot_class_maps, plot_training_curves, show_cam
 from gradcam_course.training import LitClassifier, predict, train_classifier
 
@@ -260,7 +260,7 @@ def capture_activations_and_gradients(model, layer, images, class_idx=None):
 # %% nbgrader={"grade": true, "grade_id": "test_capture_values", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 # Visible checks on a fresh LeNet: shapes and logits.
 import torch
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import LeNet
 
 torch.manual_seed(0)
 _net = LeNet().eval()
@@ -271,14 +271,14 @@ assert _g.shape == _a.shape, f"gradients must have the activations' shape, got {
 assert torch.allclose(_logits, _net(_x), atol=1e-6), "logits must be the model's output"
 print("visible checks passed: shapes and logits")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_capture_values(capture_activations_and_gradients)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_capture_values(capture_activations_and_gradients)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_capture_class_idx", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 # Visible checks: class_idx=None follows the prediction; a wrong-length list is refused.
 import torch
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import LeNet
 
 torch.manual_seed(1)
 _net = LeNet().eval()
@@ -294,8 +294,8 @@ except ValueError:
     pass
 print("visible checks passed: class_idx")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_capture_class_idx(capture_activations_and_gradients)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_capture_class_idx(capture_activations_and_gradients)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_capture_inplace", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
@@ -310,14 +310,14 @@ _a, _g, _ = capture_activations_and_gradients(_net, _net[0], _x, 0)
 assert torch.allclose(_a, _net[0](_x), atol=1e-6), "activations were changed by the in-place ReLU: clone"
 print("visible checks passed: in-place ReLU")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_capture_inplace(capture_activations_and_gradients)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_capture_inplace(capture_activations_and_gradients)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_capture_hygiene", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 # Visible checks: no hook left on the layer, no weight gradient computed.
 import torch
-from gradcam_course.models import LeNet
+from gradcam_course.mnist import LeNet
 
 torch.manual_seed(3)
 _net = LeNet().eval()
@@ -327,8 +327,8 @@ assert len(_net.conv2._backward_hooks) == 0, "a backward hook is still registere
 assert all(p.grad is None for p in _net.parameters()), "parameter .grad must stay untouched"
 print("visible checks passed: hooks removed, weights' .grad untouched")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_capture_hygiene(capture_activations_and_gradients)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_capture_hygiene(capture_activations_and_gradients)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -359,8 +359,8 @@ assert _w.shape == (2, 2), f"expected shape (2, 2), got {tuple(_w.shape)}"
 assert torch.allclose(_w, torch.tensor([[0.0, 3.0], [4.0, 0.0]])), f"got {_w.tolist()}"
 print("visible checks passed: Eq. 1")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_weights(gradcam_weights)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_weights(gradcam_weights)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -388,8 +388,8 @@ assert _m.shape == (1, 1, 2), f"expected shape (1, 1, 2), got {tuple(_m.shape)}"
 assert torch.allclose(_m, torch.tensor([[[0.0, 2.0]]])), f"got {_m.tolist()}: did you apply the ReLU?"
 print("visible checks passed: Eq. 2")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_map(gradcam_map)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_map(gradcam_map)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -428,8 +428,8 @@ assert torch.allclose(_out.flatten(1).max(1).values, torch.ones(2), atol=1e-5), 
     "each image's maximum must be 1: normalise after upsampling"
 print("visible checks passed: shape and range")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_upsample_values(upsample_and_normalize)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_upsample_values(upsample_and_normalize)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_upsample_edge_cases", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -441,8 +441,8 @@ assert not torch.isnan(_out).any(), "an all-zero map gave NaN: add 1e-7 to the d
 assert float(_out.abs().max()) == 0.0, "an all-zero map must stay all zero"
 print("visible checks passed: all-zero map")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch01_mnist_lenet").check_upsample_edge_cases(upsample_and_normalize)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_upsample_edge_cases(upsample_and_normalize)
 ### END HIDDEN TESTS
 
 # %% [markdown]

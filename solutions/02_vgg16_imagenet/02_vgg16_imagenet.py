@@ -174,8 +174,8 @@ with torch.no_grad():
 assert _same, "logits differ from VGG16's: flatten with torch.flatten(x, 1), keep the layer order"
 print("visible checks passed: logits for a batch")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch02_vgg16_imagenet").check_vgg_logits(VGGGradCAM)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_vgg_logits(VGGGradCAM)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_vgg_gradients", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -192,8 +192,8 @@ assert _g is not None, "no gradient stored: register the hook in forward()"
 assert _g.shape == (2, 512, 4, 4), f"expected (2, 512, 4, 4) for 64×64 inputs, got {tuple(_g.shape)}"
 print("visible checks passed: gradient stored")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch02_vgg16_imagenet").check_vgg_gradients(VGGGradCAM)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_vgg_gradients(VGGGradCAM)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -233,8 +233,8 @@ assert _out.shape == (30, 40, 3) and _out.dtype == np.uint8, f"got {_out.shape} 
 assert _out[..., 0].mean() > _out[..., 2].mean(), "the hot end of JET must be red: convert BGR to RGB"
 print("visible checks passed: shape and colour order")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch02_vgg16_imagenet").check_overlay(overlay_heatmap)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_overlay(overlay_heatmap)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -337,8 +337,8 @@ assert _m.shape == (1, 2, 2), f"expected (1, 2, 2), got {tuple(_m.shape)}"
 assert torch.allclose(_m, _a[:, 0]), f"got {_m.tolist()}"
 print("visible checks passed: counterfactual")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch02_vgg16_imagenet").check_counterfactual(counterfactual_map)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_counterfactual(counterfactual_map)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -408,8 +408,8 @@ assert len(_net[1]._backward_hooks) == 0 and len(_net[1]._forward_hooks) == 0, "
 assert _net[1].inplace, "restore the ReLU's inplace flag"
 print("visible checks passed: guided backprop")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch02_vgg16_imagenet").check_guided_backprop(guided_backprop)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_guided_backprop(guided_backprop)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_guided_gradcam", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
@@ -421,8 +421,8 @@ assert torch.equal(guided_gradcam(_g, torch.ones(2, 4, 5)), _g)
 assert guided_gradcam(_g, torch.zeros(2, 4, 5)).abs().max() == 0
 print("visible checks passed: Guided Grad-CAM")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch02_vgg16_imagenet").check_guided_gradcam(guided_gradcam)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_guided_gradcam(guided_gradcam)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -153,8 +153,8 @@ _w = class_weights([30, 10])
 assert torch.allclose(_w, torch.tensor([40 / 60, 40 / 20])), f"got {_w}"
 print("visible checks passed: class weights", [round(float(v), 3) for v in _w])
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_class_weights(class_weights)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_class_weights(class_weights)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -282,16 +282,16 @@ assert _maps.shape == (4, SIZE, SIZE), f"expected (4, {SIZE}, {SIZE}), got {tupl
 assert float(_maps.min()) >= 0 and float(_maps.max()) <= 1 + 1e-6, "normalise each map to [0, 1]"
 print("visible checks passed: shape and range")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_gradcam_values(GradCAM)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_gradcam_values(GradCAM)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_gradcam_inplace", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 # Hidden test only: a layer whose output is modified in place by the block that follows it.
 print("graded by a hidden test: the target is a BatchNorm followed by `+= identity` and ReLU(inplace)")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_gradcam_inplace(GradCAM)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_gradcam_inplace(GradCAM)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_gradcam_hooks", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -309,8 +309,8 @@ except KeyError:
 assert _hooks(model) == 0, "a hook survived the with block: remove it in __exit__"
 print("visible checks passed: hooks removed")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_gradcam_hooks(GradCAM)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_gradcam_hooks(GradCAM)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_gradcam_class_idx", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
@@ -322,8 +322,8 @@ with torch.no_grad():
     assert torch.allclose(_cam.logits, model(_x), atol=1e-5), "keep the logits in self.logits"
 print("visible checks passed: logits")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_gradcam_class_idx(GradCAM)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_gradcam_class_idx(GradCAM)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -384,8 +384,8 @@ print("visible checks passed: figure and map")
 # grey and RGB files, the predicted and a given class, the title's class and probability.
 print("graded by hidden tests: grey and RGB files, class_idx, title")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_plot_gradcam(plot_gradcam)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_plot_gradcam(plot_gradcam)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_plot_gradcam_missing", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
@@ -398,8 +398,8 @@ else:
     raise AssertionError("a missing file must raise FileNotFoundError")
 print("visible checks passed: missing file")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_plot_gradcam_missing(plot_gradcam)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_plot_gradcam_missing(plot_gradcam)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -478,8 +478,8 @@ assert _hits == [1.0, 0.0], (f"expected [1.0, 0.0], got {_hits}: the first map p
                              "mask (a hit); the constant map has its maximum everywhere (a miss)")
 print("visible checks passed: pointing game")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_pointing_game(pointing_game)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_pointing_game(pointing_game)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_energy_pointing_game", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -491,8 +491,8 @@ assert torch.allclose(_share, torch.tensor([0.25])), (
     f"expected [0.25], got {_share}: divide the mass inside the mask by the map's total mass")
 print("visible checks passed: energy pointing game")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch03_resnet_covid_ct").check_energy_pointing_game(energy_pointing_game)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_energy_pointing_game(energy_pointing_game)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -201,8 +201,8 @@ assert _maps.shape == (4, SIZE, SIZE), f"expected (4, {SIZE}, {SIZE}), got {tupl
 assert float(_maps.min()) >= 0 and float(_maps.max()) <= 1 + 1e-6, "normalise each map to [0, 1]"
 print("visible checks passed: shape and range")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_gradcam_values(binary_gradcam)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_gradcam_values(binary_gradcam)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_gradcam_negative", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
@@ -212,8 +212,8 @@ _tumour, _normal = binary_gradcam(model, model.features[-1], _x, 1), binary_grad
 assert not torch.allclose(_tumour, _normal), "target=0 must explain the score -logit, not +logit"
 print("visible checks passed: the two classes get different maps")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_gradcam_negative(binary_gradcam)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_gradcam_negative(binary_gradcam)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -251,8 +251,8 @@ assert _s.shape == (3, SIZE, SIZE) and float(_s.min()) >= 0 and float(_s.max()) 
 assert not _x.requires_grad, "work on a detached copy of the images"
 print("visible checks passed: saliency shape and range")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_saliency(saliency_map)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_saliency(saliency_map)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -313,16 +313,16 @@ assert _o.shape == (2, SIZE, SIZE), f"expected (2, {SIZE}, {SIZE}), got {tuple(_
 assert torch.allclose(_o, _drop[:, None, None].expand_as(_o), atol=1e-4), "drop = score(x) - score(occluded x)"
 print("visible checks passed: a single window")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_occlusion_values(occlusion_sensitivity)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_occlusion_values(occlusion_sensitivity)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_occlusion_baseline", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 # Hidden test only: a grey baseline, and the class "normal".
 print("graded by a hidden test: baseline=0.5 and target=0")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_occlusion_baseline(occlusion_sensitivity)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_occlusion_baseline(occlusion_sensitivity)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -376,8 +376,8 @@ assert _ig.shape == _x.shape, f"expected {tuple(_x.shape)}, got {tuple(_ig.shape
 assert float(_ig[:, :, :8, :8].abs().max()) == 0.0, "multiply by (x - baseline)"
 print("visible checks passed: shape and (x - baseline) factor")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_ig_values(integrated_gradients)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_ig_values(integrated_gradients)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_ig_completeness", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
@@ -393,16 +393,16 @@ assert torch.allclose(_ig.flatten(1).sum(1), _gap, rtol=0, atol=0.05 * float(_ga
     "the attributions must add up to s(x) - s(x')"
 print("visible checks passed: completeness")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_ig_completeness(integrated_gradients)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_ig_completeness(integrated_gradients)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_ig_baseline", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 # Hidden test only: a float baseline, an image-shaped baseline, and the class "normal".
 print("graded by a hidden test: baselines and target=0")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_ig_baseline(integrated_gradients)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_ig_baseline(integrated_gradients)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -537,8 +537,8 @@ assert torch.allclose(_r["insertion"][:, -1], _p, atol=1e-5), "insertion ends wi
 assert torch.allclose(_r["deletion"][:, 0], _p, atol=1e-5), "deletion starts with the whole image"
 print("visible checks passed: curve ends")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_insertion_curves(insertion_deletion)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_insertion_curves(insertion_deletion)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_insertion_auc", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -547,8 +547,8 @@ assert torch.allclose(_r["fractions"], torch.linspace(0, 1, 5)), "fractions are 
 assert torch.allclose(_r["insertion_auc"], torch.trapezoid(_r["insertion"], _r["fractions"], dim=1))
 print("visible checks passed: areas")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch04_pcam_histology").check_insertion_auc(insertion_deletion)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_insertion_auc(insertion_deletion)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -198,8 +198,8 @@ assert _w.shape == (1, 1), f"expected (N, K) = (1, 1), got {tuple(_w.shape)}"
 assert torch.isclose(_w[0, 0], torch.tensor(_expected)), f"expected {_expected:.5f}, got {float(_w[0, 0]):.5f}"
 print("visible checks passed: a one-channel example")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_plusplus_values(gradcam_plusplus_weights)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_plusplus_values(gradcam_plusplus_weights)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_plusplus_zero_gradients", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
@@ -208,8 +208,8 @@ _w = gradcam_plusplus_weights(torch.rand(2, 3, 4, 4), torch.zeros(2, 3, 4, 4))
 assert torch.isfinite(_w).all() and (_w == 0).all(), f"zero gradients must give weight 0, got {_w}"
 print("visible checks passed: zero gradients")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_plusplus_zero_gradients(gradcam_plusplus_weights)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_plusplus_zero_gradients(gradcam_plusplus_weights)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -248,8 +248,8 @@ assert _h.shape == (2, 4, 5), f"expected (N, h, w) = (2, 4, 5), got {tuple(_h.sh
 assert torch.allclose(_h, weighted_map(_a, _g.mean(dim=(2, 3))), atol=1e-6), "expected Grad-CAM's map here"
 print("visible checks passed: HiResCAM = Grad-CAM for a constant gradient")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_hirescam(hirescam_map)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_hirescam(hirescam_map)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -304,8 +304,8 @@ assert _l.shape == (1, 1, 2), f"expected (N, h, w) = (1, 1, 2), got {tuple(_l.sh
 assert torch.allclose(_l, torch.tensor([[[1.0, 0.5]]])), f"expected [[1.0, 0.5]], got {_l.tolist()}"
 print("visible checks passed: positive gradients only")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_layercam(layercam_map)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_layercam(layercam_map)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -378,8 +378,8 @@ assert _w.shape == acts[:2].shape[:2], f"expected (N, K) = {tuple(acts[:2].shape
 assert torch.allclose(_w.sum(1), torch.ones(2, device=_w.device), atol=1e-5), "softmax over the channels: each row sums to 1"
 print("visible checks passed: shape, one distribution per image")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_scorecam_values(scorecam_weights)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_scorecam_values(scorecam_weights)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_scorecam_batches", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -387,8 +387,8 @@ load_checks("ch05_cam_family").check_scorecam_values(scorecam_weights)
 # the number of forward passes is about K / batch_size per image, not K.
 print("graded by a hidden test: gradient-free, batched")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_scorecam_batches(scorecam_weights)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_scorecam_batches(scorecam_weights)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -437,8 +437,8 @@ assert _e.shape == (1, 2, 3), f"expected (N, h, w) = (1, 2, 3), got {tuple(_e.sh
 assert torch.allclose(_e[0], 3 * _centred, atol=1e-4), f"expected the centred pattern times |(1, 2, 2)| = 3, got {_e[0].tolist()}"
 print("visible checks passed: a rank-one example")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_eigencam_values(eigencam_map)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_eigencam_values(eigencam_map)
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "test_eigencam_sign", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
@@ -447,8 +447,8 @@ _flipped = eigencam_map(-_a)
 assert ((_flipped[0] * (-_a).sum(1)[0]).sum() > 0), "the map must correlate positively with Σ_k A^k"
 print("visible checks passed: the sign")
 ### BEGIN HIDDEN TESTS
-from gradcam_course.grading import load_checks
-load_checks("ch05_cam_family").check_eigencam_sign(eigencam_map)
+from gradcam_course.instructor.hidden_checks import load_checks
+load_checks().check_eigencam_sign(eigencam_map)
 ### END HIDDEN TESTS
 
 # %% [markdown]

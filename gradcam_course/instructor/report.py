@@ -19,10 +19,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 
 from .grade import FAILED, FLAGGED, meta  # noqa: E402
+from .layout import Course  # noqa: E402
 
 
 def read_grades(root: Path, chapter: str) -> tuple[list[str], list[dict]]:
-    path = root / f"grades_{chapter}.csv"
+    path = Course(root).grades_csv(chapter)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `gradcam-course grade {chapter}` first.")
     with open(path, newline="") as f:
@@ -37,7 +38,7 @@ def error_messages(root: Path, chapter: str, students: list[str]) -> dict[str, C
     """test cell → Counter of the first line of the error messages students got."""
     messages: dict[str, Counter] = {}
     for student in students:
-        path = root / "autograded" / student / chapter / f"{chapter}.ipynb"
+        path = Course(root).autograded(student, chapter)
         if not path.is_file():
             continue
         for cell in nbformat.read(path, as_version=4).cells:
@@ -52,7 +53,7 @@ def error_messages(root: Path, chapter: str, students: list[str]) -> dict[str, C
 def report(root: Path, chapter: str) -> Path:
     tests, rows = read_grades(root, chapter)
     scored = [r for r in rows if r["status"] != FAILED]
-    out = root / "reports" / chapter
+    out = Course(root).report_dir(chapter)
     out.mkdir(parents=True, exist_ok=True)
     maximum = float(rows[0]["max"]) if rows else 0.0
 

@@ -1,4 +1,4 @@
-"""The reference Grad-CAM (autograder/reference/gradcam.py): equal to pytorch-grad-cam's
+"""The reference Grad-CAM (autograder/reference/ch01_mnist_lenet.py): equal to pytorch-grad-cam's
 GradCAM on LeNet and ResNet-18, and the properties the course promises (shape, range, no
 hooks or parameter gradients left behind, clear errors, in-place ReLU after the layer)."""
 
@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks.ch01_mnist_lenet import SmallConvNet, images
-from autograder.reference import gradcam as ref
-from gradcam_course.data import load_offline_digits
-from gradcam_course.models import LeNet
+from autograder.checks.basic_models import SmallConvNet
+from autograder.checks.basic_models import randn_images as images
+from autograder.reference import ch01_mnist_lenet as ref
+from gradcam_course.mnist import load_offline_digits
+from gradcam_course.mnist import LeNet
 
 ATOL_VS_LIBRARY = 1e-5
 

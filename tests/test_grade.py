@@ -9,17 +9,17 @@ import sys
 
 import nbformat
 import pytest
+import torch
 
 import variants
-from course_files import grade_id, make_submission, solution_code, temp_course, write_submission
-from gradcam_course import grade as grading
+from course_files import (grade_id, graded_points, make_submission, solution_code, temp_course,
+                          write_submission)
+from gradcam_course.instructor import grade as grading
 
 CHAPTER = "01_mnist_lenet"
-FULL = 70  # automatic points of chapter 1
-POINTS = {"test_capture_values": 10, "test_capture_class_idx": 5, "test_capture_inplace": 5,
-          "test_capture_hygiene": 10, "test_weights": 10, "test_map": 10,
-          "test_upsample_values": 10, "test_upsample_edge_cases": 10}
-TIMEOUT = 100  # seconds per submission: the infinite loop costs this much
+POINTS = graded_points(CHAPTER)
+FULL = sum(POINTS.values())  # automatic points of chapter 1
+TIMEOUT = 60  # seconds per submission (a right one takes ~7 s): the infinite loop costs this much
 
 
 def class_of(release, sol):
@@ -27,7 +27,7 @@ def class_of(release, sol):
     zero = weights.replace("return gradients.mean(dim=(2, 3))", "return 0 * gradients.mean(dim=(2, 3))")
     subs = {
         "right": make_submission(release, sol),
-        "wrong_map": make_submission(release, sol, variants.WRONG["no_relu"][0]),
+        "wrong_map": make_submission(release, sol, variants.of(CHAPTER).WRONG["no_relu"][0]),
         "stderr_noise": make_submission(release, sol, {"weights_solution": weights.replace(
             "def gradcam_weights(gradients):",
             "import sys, warnings\n\ndef gradcam_weights(gradients):\n"
@@ -86,7 +86,7 @@ def graded(root, tmp_path_factory):
     (course / "submitted" / "no_notebook" / CHAPTER).mkdir(parents=True)
     (course / "submitted" / "no_notebook" / CHAPTER / "notes.txt").write_text("forgot it")
 
-    proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "grade", CHAPTER, "--jobs", "2",
+    proc = subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "grade", CHAPTER, "--jobs", "2",
                            "--timeout", str(TIMEOUT)], cwd=course, capture_output=True, text=True,
                           timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -199,7 +199,7 @@ def test_assemble_restores_tests_and_keeps_student_cells(root):
 
 def test_class_report_shows_what_the_class_missed(graded):
     course = graded["dir"]
-    proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "report", CHAPTER],
+    proc = subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "report", CHAPTER],
                           cwd=course, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = course / "reports" / CHAPTER
@@ -213,8 +213,8 @@ def test_class_report_shows_what_the_class_missed(graded):
     assert "duplicated_cell: duplicated cells" in page and "displayhook: suspicious code" in page
 
 
-DASK_STUDENTS = ["right", "wrong_map", "displayhook", "crash_at_import", "kernel_dies", "memory_hog",
-                 "invalid_json", "no_notebook", "duplicated_cell", "renamed_file"]
+# one of each outcome (graded, flagged, failed in the kernel, failed before it) keeps the run short
+DASK_STUDENTS = ["right", "wrong_map", "displayhook", "kernel_dies", "invalid_json", "duplicated_cell"]
 
 
 def test_dask_cluster_gives_the_same_grades(graded, root, tmp_path):
@@ -227,7 +227,7 @@ def test_dask_cluster_gives_the_same_grades(graded, root, tmp_path):
         shutil.copytree(graded["dir"] / "submitted" / student, course / "submitted" / student)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
                                   dashboard_address=None, processes=True) as cluster:
-        proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "grade", CHAPTER,
+        proc = subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "grade", CHAPTER,
                                "--scheduler", cluster.scheduler_address, "--timeout", str(TIMEOUT)],
                               cwd=course, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -242,9 +242,46 @@ def test_unreachable_scheduler_is_a_clear_error(root, tmp_path):
     course = temp_course(root, tmp_path / "nodask")
     write_submission(course, "someone", nbformat.read(
         course / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4), CHAPTER)
-    proc = subprocess.run([sys.executable, "-m", "gradcam_course.cli", "grade", CHAPTER,
+    proc = subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "grade", CHAPTER,
                            "--scheduler", "tcp://127.0.0.1:9"], cwd=course, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in proc.stderr
     assert "dask scheduler" in proc.stderr
+
+
+# --- the chapter's answer from the helper package ---------------------------------------------
+
+def test_package_answers_named_in_the_source():
+    named = grading.package_answers_named
+    answer = "gradcam_course.metrics.pointing_game"
+    assert named(["from gradcam_course.metrics import pointing_game as pg\n"], "03_resnet_covid_ct") == [answer]
+    assert named(["import gradcam_course.metrics as m\nf = m.energy_pointing_game\n"],
+                 "03_resnet_covid_ct") == ["gradcam_course.metrics.energy_pointing_game"]
+    assert named(["%time x = 1\nf = getattr(m, 'pointing_game')\n"], "03_resnet_covid_ct") == [answer]
+    assert named(["from gradcam_course.metrics import *\n"], "04_pcam_histology") == [
+        "gradcam_course.metrics.insertion_deletion"]
+    # the student's own function of the same name, a later chapter, code that does not parse
+    assert named(["def pointing_game(cams, masks):\n    return pointing_game2(cams, masks)\n"],
+                 "03_resnet_covid_ct") == []
+    assert named(["from gradcam_course.metrics import pointing_game\n"], "05_cam_family") == []
+    assert named(["def broken(:\n"], "03_resnet_covid_ct") == []
+
+
+def test_refused_package_answer_is_reported_and_restored():
+    from autograder.checks.common import refusing_package_answers
+
+    from gradcam_course import metrics
+    from gradcam_course.instructor.layout import PACKAGE_ANSWER_REFUSED
+
+    cams, masks = torch.rand(2, 4, 4), torch.rand(2, 4, 4) > 0.5
+    want = metrics.pointing_game(cams, masks)
+    alias = metrics.pointing_game
+    for student in (alias, lambda c, m: alias(c, m)):
+        with pytest.raises(AssertionError, match=PACKAGE_ANSWER_REFUSED) as err:
+            refusing_package_answers(student, "03_resnet_covid_ct")(cams, masks)
+        executed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[
+            nbformat.v4.new_output("error", ename="AssertionError", evalue=str(err.value), traceback=[])])])
+        assert grading.package_answers_called(executed) == ["gradcam_course.metrics.pointing_game"]
+    assert torch.equal(alias(cams, masks), want)  # restored after the call
+    assert torch.equal(refusing_package_answers(alias, "05_cam_family")(cams, masks), want)

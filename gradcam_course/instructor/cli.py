@@ -1,11 +1,18 @@
-"""``gradcam-course``: the course's command line."""
+"""``gradcam-course``: the instructor's command line (release, book pages, grade, report)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 
-from . import course
+#: What the instructor side needs beyond the student package (pyproject's `instructor` extra).
+INSTRUCTOR_MODULES = ("nbgrader", "nbformat", "nbclient", "jupytext", "yaml")
+INSTALL_HINT = 'pip install "gradcam-course[instructor]"'
+
+
+def missing_instructor_modules() -> list[str]:
+    return [m for m in INSTRUCTOR_MODULES if importlib.util.find_spec(m) is None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("chapter")
     args = parser.parse_args(argv)
 
-    root = course.find_root()
+    missing = missing_instructor_modules()
+    if missing:
+        print(f"gradcam-course: the instructor tools need {', '.join(missing)}: {INSTALL_HINT}",
+              file=sys.stderr)
+        return 2
+    from . import release
+    from .layout import Course
+
+    try:
+        root = Course.find().root
+        if args.command in ("grade", "report"):
+            Course(root).require_chapter(args.chapter)
+    except FileNotFoundError as err:
+        print(f"gradcam-course {args.command}: {err}", file=sys.stderr)
+        return 2
     if args.command == "release":
-        for chapter in args.chapters or course.chapters(root):
-            student = course.release(root, chapter)
+        for chapter in args.chapters or Course(root).chapters():
+            student = release.release(root, chapter)
             print(f"released {chapter} -> {student.relative_to(root)} (+ .py pair)")
     elif args.command == "grade":
         from .grade import FAILED, grade
@@ -58,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"wrote {page}")
     elif args.command == "book-pages":
-        for page in course.write_book_pages(root):
+        for page in release.write_book_pages(root):
             print(f"wrote {page.relative_to(root)}")
     return 0
 

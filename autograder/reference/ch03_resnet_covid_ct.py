@@ -13,7 +13,7 @@ from torch import nn
 # Exercise 4's reference is the helper package's pointing games (chapters 4 and 5 use them).
 from gradcam_course.metrics import energy_pointing_game, pointing_game  # noqa: F401
 
-from .gradcam import _check_layer, gradcam_map, gradcam_weights, target_indices, upsample_and_normalize
+from .ch01_mnist_lenet import _check_layer, gradcam_map, gradcam_weights, target_indices, upsample_and_normalize
 
 CLASSES = ("healthy", "covid")
 

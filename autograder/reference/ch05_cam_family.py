@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
-from .gradcam import (capture_activations_and_gradients, gradcam_map, gradcam_weights,
+from .ch01_mnist_lenet import (capture_activations_and_gradients, gradcam_map, gradcam_weights,
                       target_indices, upsample_and_normalize)
 
 PLUSPLUS_EPS = 1e-6  # pytorch-grad-cam's eps in the α denominator

@@ -21,7 +21,7 @@ from torch import nn
 from gradcam_course.metrics import insertion_deletion  # noqa: F401
 from gradcam_course.metrics import score_signs
 
-from .gradcam import EPS, _check_layer
+from .ch01_mnist_lenet import EPS, _check_layer
 
 
 def _minmax(maps: torch.Tensor) -> torch.Tensor:

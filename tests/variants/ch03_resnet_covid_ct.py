@@ -52,6 +52,16 @@ WRONG = {
                                    ("share = (flat * inside).sum(1) / total.clamp_min(1e-12)",
                                     "share = (flat * inside).sum(1) / inside.sum(1).clamp_min(1)")),
                               "pointing", "test_energy_pointing_game"),
+    # the helper package's finished versions, imported (the grader also flags it)
+    "package_pointing_games": ({"pointing_solution": (
+        "from gradcam_course.metrics import energy_pointing_game, pointing_game\n")},
+        "pointing", "test_pointing_game"),
+    # the same, spelled so that no regular expression sees it, and wrapped in an own function
+    "package_pointing_game_obfuscated": (edit("pointing_solution", (
+        "def pointing_game(cams, masks):\n", "import importlib\n_m = importlib.import_module("
+        "'gradcam_course.' + 'met' + 'rics')\n\n\ndef pointing_game(cams, masks):\n"
+        "    return getattr(_m, 'pointing' + '_game')(cams, masks)\n")),
+        "pointing", "test_pointing_game"),
 }
 
 CORRECT = {

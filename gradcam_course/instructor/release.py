@@ -1,4 +1,4 @@
-"""Maintainer tooling: the course's files derived from one source per chapter.
+"""``gradcam-course release`` and ``book-pages``: the files derived from one source per chapter.
 
 ``solutions/<chapter>/<chapter>.py`` (Jupytext, py:percent) is what authors edit. From it:
 
@@ -21,21 +21,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .layout import ROOT_ENV, Course
+
 HIDDEN_TESTS = re.compile(r"\n?[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*", re.S)
 COLAB = "https://colab.research.google.com"
-
-
-def find_root(start: str | os.PathLike | None = None) -> Path:
-    here = Path(start or os.getcwd()).resolve()
-    for path in (here, *here.parents):
-        if (path / "_config.yml").is_file() and (path / "solutions").is_dir():
-            return path
-    raise FileNotFoundError(f"No course root (a folder with _config.yml and solutions/) above {here}.")
-
-
-def chapters(root: Path) -> list[str]:
-    return sorted(p.name for p in (root / "solutions").iterdir()
-                  if p.is_dir() and (p / f"{p.name}.py").is_file())
 
 
 def repository(root: Path) -> tuple[str, str]:
@@ -57,7 +46,7 @@ def colab_url(root: Path, chapter: str) -> str:
 
 def stamp_repository(root: Path, chapter: str) -> bool:
     """Write the configured URL into the chapter's install cell and Colab badge."""
-    source = root / "solutions" / chapter / f"{chapter}.py"
+    source = Course(root).source_py(chapter)
     text = source.read_text()
     url, _ = repository(root)
     new = re.sub(r'^COURSE_REPO = "[^"]*"', f'COURSE_REPO = "{url}"', text, flags=re.M)
@@ -76,27 +65,27 @@ def tool_env() -> dict[str, str]:
     gradebook, so the venv's bin must be on PATH. The course's own config sets
     GRADCAM_COURSE_ROOT, so an inherited one is dropped."""
     env = dict(os.environ)
-    env.pop("GRADCAM_COURSE_ROOT", None)
+    env.pop(ROOT_ENV, None)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 
 
 def pair_source(root: Path, chapter: str) -> Path:
     """Write the source notebook from its .py (the .py is the one authors edit)."""
-    folder = root / "solutions" / chapter
-    _jupytext("--to", "ipynb", str(folder / f"{chapter}.py"), "-o", str(folder / f"{chapter}.ipynb"))
-    return folder / f"{chapter}.ipynb"
+    course = Course(root)
+    _jupytext("--to", "ipynb", str(course.source_py(chapter)), "-o", str(course.source(chapter)))
+    return course.source(chapter)
 
 
 def release(root: Path, chapter: str) -> Path:
     """nbgrader generate_assignment, then the student notebook's Jupytext pair."""
     stamp_repository(root, chapter)
     pair_source(root, chapter)
+    course = Course(root)
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", chapter, "--force",
-                    "--log-level=WARN"], cwd=root / "autograder", env=tool_env(), check=True)
-    student = root / "notebooks" / chapter / f"{chapter}.ipynb"
-    _jupytext("--to", "py:percent", str(student), "-o", str(student.with_suffix(".py")))
-    return student
+                    "--log-level=WARN"], cwd=course.autograder, env=tool_env(), check=True)
+    _jupytext("--to", "py:percent", str(course.release(chapter)), "-o", str(course.release_py(chapter)))
+    return course.release(chapter)
 
 
 def book_page(source_nb: dict) -> dict:
@@ -119,13 +108,13 @@ def book_page(source_nb: dict) -> dict:
 def write_book_pages(root: Path) -> list[Path]:
     import nbformat
 
-    out_dir = root / "book" / "chapters"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    course = Course(root)
     written = []
-    for chapter in chapters(root):
-        nb = nbformat.read(root / "solutions" / chapter / f"{chapter}.ipynb", as_version=4)
+    for chapter in course.chapters():
+        nb = nbformat.read(course.source(chapter), as_version=4)
         page = nbformat.from_dict(book_page(nb))
-        target = out_dir / f"{chapter}.ipynb"
+        target = course.book_page(chapter)
+        target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(page, target)
         written.append(target)
     return written

@@ -1,5 +1,7 @@
-"""nbgrader end to end, in a temporary course folder, per chapter: generate, autograde a class
-of submissions (right, wrong, alternative and broken ones in one run), feedback, export."""
+"""Plain nbgrader end to end (the documented unhardened path), in a temporary course folder:
+generate, autograde a chapter-1 class of submissions (right, wrong, alternative and broken ones
+in one run), feedback, export. Chapters 2-5 are graded end to end by `gradcam-course grade` in
+test_grade_chapters.py; every variant of every chapter runs against the checks in test_checks.py."""
 
 import csv
 import time
@@ -7,65 +9,26 @@ import time
 import nbformat
 import pytest
 
-import variants as variants_ch01
-import variants_ch02
-import variants_ch03
-import variants_ch04
-import variants_ch05
-from course_files import make_submission, nbgrader, solution_code, temp_course, write_submission
+import variants
+from course_files import (graded_points, make_submission, nbgrader, solution_code, temp_course,
+                          write_submission)
 
 CHAPTERS = {
     "01_mnist_lenet": {
-        "variants": variants_ch01,
-        "points": {"test_capture_values": 10, "test_capture_class_idx": 5, "test_capture_inplace": 5,
-                   "test_capture_hygiene": 10, "test_weights": 10, "test_map": 10,
-                   "test_upsample_values": 10, "test_upsample_edge_cases": 10},
         "hint": ("softmax_score", "raw logit"),
         # every variant is mutation-tested in test_checks.py and the whole chapter-1 class is
-        # graded by test_grade_command.py; nbgrader itself grades one of each kind
+        # graded by test_grade.py; nbgrader itself grades one of each kind
         "e2e": {"softmax_score", "full_backward_hook", "import_error", "infinite_loop"},
     },
-    "02_vgg16_imagenet": {
-        "variants": variants_ch02,
-        "points": {"test_vgg_logits": 15, "test_vgg_gradients": 10, "test_overlay": 15,
-                   "test_counterfactual": 10, "test_guided_backprop": 15, "test_guided_gradcam": 5},
-        "hint": ("overlay_bgr", "COLOR_BGR2RGB"),
-        "e2e": {"overlay_bgr", "overlay_addweighted"},
-    },
-    "03_resnet_covid_ct": {
-        "variants": variants_ch03,
-        "points": {"test_class_weights": 10, "test_gradcam_values": 10, "test_gradcam_inplace": 5,
-                   "test_gradcam_hooks": 10, "test_gradcam_class_idx": 5, "test_plot_gradcam": 15,
-                   "test_plot_gradcam_missing": 5, "test_pointing_game": 10,
-                   "test_energy_pointing_game": 10},
-        "hint": ("class_idx_ignored", "own class: weights = mean gradient"),
-        # every variant is mutation-tested in test_checks.py; nbgrader grades one per exercise
-        "e2e": {"class_idx_ignored", "tensor_hook_gradients", "gradcam_crashes"},
-    },
-    "04_pcam_histology": {
-        "variants": variants_ch04,
-        "points": {"test_gradcam_values": 10, "test_gradcam_negative": 5, "test_saliency": 10,
-                   "test_occlusion_values": 10, "test_occlusion_baseline": 5, "test_ig_values": 10,
-                   "test_ig_completeness": 5, "test_ig_baseline": 5, "test_insertion_curves": 10,
-                   "test_insertion_auc": 10},
-        "hint": ("ig_baseline_ignored", "The path starts at the baseline"),
-        "e2e": {"ig_baseline_ignored", "occlusion_one_window_at_a_time", "saliency_crashes"},
-    },
-    "05_cam_family": {
-        "variants": variants_ch05,
-        "points": {"test_plusplus_values": 10, "test_plusplus_zero_gradients": 5, "test_hirescam": 10,
-                   "test_layercam": 10, "test_scorecam_values": 15, "test_scorecam_batches": 10,
-                   "test_eigencam_values": 10, "test_eigencam_sign": 10},
-        "hint": ("scorecam_softmax_over_images", "softmax over the channels (dim=1)"),
-        "e2e": {"scorecam_softmax_over_images", "scorecam_flat_pairs_no_grad", "hirescam_crashes"},
-    },
 }
-TIMEOUT = 30  # per cell; chapter 1's infinite loop costs one timeout
+for _chapter, _spec in CHAPTERS.items():
+    _spec["variants"], _spec["points"] = variants.of(_chapter), graded_points(_chapter)
+TIMEOUT = 20  # per cell (the slowest grading-mode cell takes ~5 s); the infinite loop costs four
 
 
 def end_to_end(chapter, kind) -> dict:
     """The variants graded through nbgrader. test_checks.py runs every variant against the checks
-    directly (and test_grade_command.py grades a whole chapter-1 class); here each chapter names
+    directly (and test_grade.py grades a whole chapter-1 class); here each chapter names
     one wrong answer, one right alternative and one fault (`"e2e"`) to keep the nbgrader run
     short: nbgrader's pipeline is the same for every variant."""
     spec = CHAPTERS[chapter]

@@ -54,6 +54,12 @@ WRONG = {
     "auc_as_mean": (edit("insertion_solution", ("out[f\"{name}_auc\"] = torch.trapezoid(out[name], fractions, dim=1)",
                                                 "out[f\"{name}_auc\"] = out[name].mean(1)")),
                     "insertion", "test_insertion_auc"),
+    # the helper package's finished version, imported (the grader also flags it)
+    "package_insertion_deletion": ({"insertion_solution": (
+        "from gradcam_course.metrics import insertion_deletion as _finished\n\n\n"
+        "def insertion_deletion(model, images, maps, steps=16, baseline=0.0, target=None):\n"
+        "    return _finished(model, images, maps, steps, baseline, target)\n")},
+        "insertion", "test_insertion_curves"),
 }
 
 CORRECT = {

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gradcam import gradcam_map, target_indices
+from .ch01_mnist_lenet import gradcam_map, target_indices
 
 
 class VGGGradCAM(nn.Module):

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import nbformat
 
+from .layout import CHAPTER_ENV, PACKAGE_ANSWER_REFUSED, PACKAGE_ANSWERS, ROOT_ENV, Course
+
 GRADED, FAILED, FLAGGED = "graded", "failed", "flagged"
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
 SCHEMA_VERSION = 3
@@ -71,8 +73,7 @@ class Assignment:
 
     @classmethod
     def load(cls, root: Path, chapter: str) -> "Assignment":
-        src = root / "solutions" / chapter / f"{chapter}.ipynb"
-        rel = root / "notebooks" / chapter / f"{chapter}.ipynb"
+        src, rel = Course(root).source(chapter), Course(root).release(chapter)
         for path in (src, rel):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing: run `gradcam-course release {chapter}`.")
@@ -97,6 +98,7 @@ class Result:
     reason: str = ""
     scores: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)  # package answers used (layout.PACKAGE_ANSWERS)
     notebook: nbformat.NotebookNode | None = None
     seconds: float = 0.0
 
@@ -157,15 +159,59 @@ def check_metadata(nb, assignment: Assignment) -> None:
         raise SubmissionError("duplicated cells: " + ", ".join(duplicated))
 
 
-def student_code(nb, assignment: Assignment) -> str:
+def student_cells(nb, assignment: Assignment) -> list[str]:
     """The code the student wrote: unlocked code cells that differ from every released cell."""
     released = {c.source.strip() for c in assignment.release.cells if c.cell_type == "code"}
-    return "\n".join(c.source for c in nb.cells if c.cell_type == "code"
-                     and not meta(c).get("locked") and c.source.strip() not in released)
+    return [c.source for c in nb.cells if c.cell_type == "code"
+            and not meta(c).get("locked") and c.source.strip() not in released]
 
 
 def prescan(code: str) -> list[str]:
     return [name for name, pattern in SUSPICIOUS.items() if re.search(pattern, code)]
+
+
+def _parse(source: str):
+    """The cell's syntax tree; IPython's ``%`` and ``!`` lines dropped; None if it does not parse."""
+    import ast
+
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        return ast.parse("\n".join(lines))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def package_answers_named(cells: list[str], chapter: str) -> list[str]:
+    """The chapter's answers in the helper package (``layout.PACKAGE_ANSWERS``) that the student's
+    cells import or name: ``from gradcam_course.metrics import pointing_game`` (aliased or not),
+    ``metrics.pointing_game``, or the name as a string (``getattr(m, "pointing_game")``).
+    A hint read from the source; the checks refuse the call itself however it is spelled."""
+    import ast
+
+    answers = PACKAGE_ANSWERS.get(chapter, {})
+    found = set()
+    for tree in filter(None, map(_parse, cells if answers else [])):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gradcam_course"):
+                found |= {a.name for a in node.names if a.name in answers}
+                if any(a.name == "*" for a in node.names):
+                    found |= {n for n, q in answers.items() if q.rsplit(".", 1)[0] == node.module}
+            elif isinstance(node, ast.Attribute) and node.attr in answers:
+                found.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in answers:
+                found.add(node.value)
+    return [answers[n] for n in sorted(found)]
+
+
+def package_answers_called(executed) -> list[str]:
+    """The package answers that a check refused while it ran the student's function."""
+    found = set()
+    for cell in executed.cells:
+        for out in cell.get("outputs", []):
+            text = str(out.get("evalue", "")) if out.get("output_type") == "error" else ""
+            if PACKAGE_ANSWER_REFUSED in text:
+                found |= set(re.findall(r"uses ([\w.]+), " + re.escape(PACKAGE_ANSWER_REFUSED), text))
+    return sorted(found)
 
 
 def assemble(nb, assignment: Assignment) -> nbformat.NotebookNode:
@@ -217,8 +263,8 @@ def autograder_files(root: Path) -> dict[str, bytes]:
     return files
 
 
-def run_isolated(files: dict[str, bytes], notebook: str, timeout: float, memory_mb: int,
-                 cell_timeout: float = 120) -> str:
+def run_isolated(files: dict[str, bytes], notebook: str, chapter: str, timeout: float,
+                 memory_mb: int, cell_timeout: float = 120) -> str:
     """Execute ``notebook`` (JSON) in a child process in a scratch folder that holds only
     ``files``; returns the executed notebook as JSON.
 
@@ -234,9 +280,9 @@ def run_isolated(files: dict[str, bytes], notebook: str, timeout: float, memory_
         work.mkdir()
         result = tmp / "result.ipynb"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE", "JPY_"))}
-        env.update(GRADCAM_COURSE_ROOT=str(course), NBGRADER_EXECUTION="autograde", HOME=str(work),
+        env.update({ROOT_ENV: str(course), CHAPTER_ENV: chapter}, NBGRADER_EXECUTION="autograde", HOME=str(work),
                    MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
-        cmd = [sys.executable, "-m", "gradcam_course.grade", "--worker", str(work), str(result),
+        cmd = [sys.executable, "-m", "gradcam_course.instructor.grade", "--worker", str(work), str(result),
                str(cell_timeout), str(memory_mb)]
         # The child sets its own memory limit (a preexec_fn is unsafe with the thread pool).
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -257,13 +303,13 @@ def run_isolated(files: dict[str, bytes], notebook: str, timeout: float, memory_
         return result.read_text()
 
 
-def execute_task(files: dict[str, bytes], notebook: str, timeout: float, memory_mb: int
-                 ) -> tuple[str, str, float]:
+def execute_task(files: dict[str, bytes], notebook: str, chapter: str, timeout: float,
+                 memory_mb: int) -> tuple[str, str, float]:
     """One submission's task, the same for the thread pool and for Dask: never raises for a
     submission's fault, returns ``("ok", executed JSON, seconds)`` or ``("failed", reason, seconds)``."""
     start = time.perf_counter()
     try:
-        return "ok", run_isolated(files, notebook, timeout, memory_mb), time.perf_counter() - start
+        return "ok", run_isolated(files, notebook, chapter, timeout, memory_mb), time.perf_counter() - start
     except SubmissionError as err:
         return "failed", str(err), time.perf_counter() - start
 
@@ -377,7 +423,7 @@ def record_gradebook(root: Path, assignment: Assignment, results: list[Result]) 
 
     from nbgrader.api import Gradebook, MissingEntry
 
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{Course(root).gradebook}") as gb:
         warnings.simplefilter("ignore")  # SQLAlchemy's autoflush notes on re-added submissions
         for r in results:
             gb.update_or_create_student(r.student)
@@ -413,7 +459,7 @@ def ensure_gradebook(root: Path, chapter: str) -> None:
     """The assignment must be in the gradebook (nbgrader's generate_assignment puts it there)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    db = root / "gradebook.db"
+    db = Course(root).gradebook
     if db.is_file():
         with Gradebook(f"sqlite:///{db}") as gb:
             try:
@@ -421,10 +467,10 @@ def ensure_gradebook(root: Path, chapter: str) -> None:
                 return
             except MissingEntry:
                 pass
-    from .course import tool_env
+    from .release import tool_env
 
     subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", chapter, "--force"],
-                   cwd=root / "autograder", env=tool_env(), check=True, capture_output=True)
+                   cwd=Course(root).autograder, env=tool_env(), check=True, capture_output=True)
 
 
 def prepare(assignment: Assignment, folder: Path) -> tuple[Result, str | None]:
@@ -434,7 +480,9 @@ def prepare(assignment: Assignment, folder: Path) -> tuple[Result, str | None]:
     try:
         nb = read_submission(find_notebook(folder / assignment.chapter, assignment.chapter))
         check_metadata(nb, assignment)
-        result.flags = prescan(student_code(nb, assignment))
+        cells = student_cells(nb, assignment)
+        result.flags = prescan("\n".join(cells))
+        result.answers = package_answers_named(cells, assignment.chapter)
         return result, nbformat.writes(assemble(nb, assignment))
     except SubmissionError as err:
         result.status, result.reason = FAILED, str(err)
@@ -456,8 +504,15 @@ def finish(result: Result, outcome: tuple[str, str, float], assignment: Assignme
         return result
     result.scores = score(executed, assignment)
     result.notebook = executed
+    result.answers = sorted(set(result.answers) | set(package_answers_called(executed)))
+    reasons = []
+    if result.answers:
+        reasons.append("uses the helper package's answer to an exercise of this chapter: "
+                       + ", ".join(result.answers))
     if result.flags:
-        result.status, result.reason = FLAGGED, "suspicious code: " + "; ".join(result.flags)
+        reasons.append("suspicious code: " + "; ".join(result.flags))
+    if reasons:
+        result.status, result.reason = FLAGGED, " | ".join(reasons)
     return result
 
 
@@ -472,13 +527,13 @@ def out_of_memory_cell(executed) -> str | None:
     return None
 
 
-def run_tasks(tasks: dict[str, str], files: dict[str, bytes], timeout: float, memory_mb: int,
+def run_tasks(tasks: dict[str, str], files: dict[str, bytes], chapter: str, timeout: float, memory_mb: int,
               jobs: int, scheduler: str | None):
     """Yield ``(student, outcome)`` as tasks finish: on a local thread pool (each task is a
     child process, so threads are enough) or on the Dask cluster at ``scheduler``."""
     if scheduler is None:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(execute_task, files, nb, timeout, memory_mb): student
+            futures = {pool.submit(execute_task, files, nb, chapter, timeout, memory_mb): student
                        for student, nb in tasks.items()}
             for future in as_completed(futures):
                 yield futures[future], _outcome(future)
@@ -489,13 +544,13 @@ def run_tasks(tasks: dict[str, str], files: dict[str, bytes], timeout: float, me
     except ImportError as err:
         raise RuntimeError("--scheduler needs dask.distributed: pip install distributed") from err
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout="10s")
     except OSError as err:
         raise RuntimeError(f"cannot reach the Dask scheduler at {scheduler}: {err}. Start one "
                            "with `dask scheduler` and workers with `dask worker ADDRESS`.") from err
     with client:
         shared = client.scatter(files, broadcast=True)
-        futures = {client.submit(execute_task, shared, nb, timeout, memory_mb, pure=False,
+        futures = {client.submit(execute_task, shared, nb, chapter, timeout, memory_mb, pure=False,
                                  key=f"grade-{student}-{uuid.uuid4().hex[:8]}"): student
                    for student, nb in tasks.items()}
         for future in dask_completed(futures):
@@ -540,8 +595,9 @@ class Progress:
 def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | None = None,
           timeout: float = 600, memory_mb: int = 8192, verbose: bool = True,
           scheduler: str | None = None) -> list[Result]:
+    course = Course(root)
     assignment = Assignment.load(root, chapter)
-    submitted = Path(submitted or root / "submitted")
+    submitted = Path(submitted or course.submitted_dir)
     folders = sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
     if not folders:
         raise FileNotFoundError(f"No student folders in {submitted} (expected "
@@ -549,7 +605,7 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
     ensure_gradebook(root, chapter)
     # Children never get the course path, but they run as the same user: keep the gradebook's
     # bytes here, in the parent's memory, and put them back if anything changed them meanwhile.
-    gradebook = root / "gradebook.db"
+    gradebook = course.gradebook
     snapshot = gradebook.read_bytes()
     jobs = max(1, jobs or os.cpu_count() or 1)
     progress = Progress(len(folders), sum(assignment.tests.values()), verbose)
@@ -563,7 +619,7 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
         else:
             tasks[result.student] = notebook
     try:
-        for student, outcome in run_tasks(tasks, autograder_files(root), timeout, memory_mb,
+        for student, outcome in run_tasks(tasks, autograder_files(root), chapter, timeout, memory_mb,
                                           jobs, scheduler):
             progress(finish(results[student], outcome, assignment, memory_mb))
     finally:
@@ -575,13 +631,13 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
     ordered = [results[s] for s in sorted(results)]
     for r in ordered:
         if r.notebook is not None:
-            out = root / "autograded" / r.student / chapter / f"{chapter}.ipynb"
+            out = course.autograded(r.student, chapter)
             out.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(r.notebook, out)
             write_html(feedback_notebook(r.notebook, assignment, r),
-                       root / "feedback" / r.student / chapter / f"{chapter}.html")
+                       course.feedback(r.student, chapter))
     record_gradebook(root, assignment, ordered)
-    write_csv(root / f"grades_{chapter}.csv", assignment, ordered)
+    write_csv(course.grades_csv(chapter), assignment, ordered)
     return ordered
 
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.reference import gradcam as ref1
-from autograder.reference import pcam as ref
+from autograder.reference import ch01_mnist_lenet as ref1
+from autograder.reference import ch04_pcam_histology as ref
 from gradcam_course.pcam import PatchCNN
 
 

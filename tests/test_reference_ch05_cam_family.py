@@ -13,8 +13,8 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 from torch import nn
 
-from autograder.reference import cam_family as ref
-from autograder.reference.gradcam import capture_activations_and_gradients, grad_cam
+from autograder.reference import ch05_cam_family as ref
+from autograder.reference.ch01_mnist_lenet import capture_activations_and_gradients, grad_cam
 
 PGC = {"Grad-CAM": GradCAM, "Grad-CAM++": GradCAMPlusPlus, "XGrad-CAM": XGradCAM,
        "HiResCAM": HiResCAM, "LayerCAM": LayerCAM, "Score-CAM": ScoreCAM}
