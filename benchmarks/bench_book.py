@@ -1,12 +1,11 @@
 """Time a cold build of the book, chapter by chapter.
 
-Cold means what a fresh clone (or CI) meets: an empty Jupyter cache and an empty model cache,
-so every chapter executes and trains what it needs. The build is the one
+Cold means what a fresh clone (or CI) meets: an empty Jupyter cache, so every chapter executes
+and trains what it needs. The build is the one
 ``scripts/build_book.sh`` runs (offline, ``--warningiserror``), into a temporary folder; the
 execution time of each page comes from the build's own Jupyter cache (MyST-NB records it).
 
-    .venv/bin/python benchmarks/bench_book.py            # about 10 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_book.py --warm     # a second build with the model cache kept
+    .venv/bin/python benchmarks/bench_book.py            # about 15 minutes on 2 cores
 
 It prints a table (page, seconds) and the build's wall time; a measurement, it always exits 0
 unless the build itself fails.
@@ -39,9 +38,9 @@ def execution_times(build_dir: Path) -> dict[str, float]:
     return dict(sorted(times.items()))
 
 
-def build(out: Path, model_cache: Path) -> float:
+def build(out: Path) -> float:
     env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1",
-               GRADCAM_COURSE_CACHE=str(model_cache), PYDEVD_DISABLE_FILE_VALIDATION="1")
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
     env.pop("MPLBACKEND", None)  # the kernels keep the inline backend
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
     subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "book-pages"], cwd=ROOT,
@@ -59,7 +58,7 @@ def build(out: Path, model_cache: Path) -> float:
 
 def report(title: str, wall: float, times: dict[str, float]) -> None:
     print(f"\n{title}")
-    print(f"| page | execution (s) |\n|---|---|")
+    print("| page | execution (s) |\n|---|---|")
     for page, seconds in times.items():
         print(f"| {page} | {seconds:.0f} |")
     print(f"| **all pages** | **{sum(times.values()):.0f}** |")
@@ -68,18 +67,11 @@ def report(title: str, wall: float, times: dict[str, float]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--warm", action="store_true",
-                        help="then build again with the model cache of the first build (Jupyter cache emptied)")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-book-") as tmp:
-        tmp = Path(tmp)
-        models = tmp / "models"
-        wall = build(tmp / "cold", models)
-        report("cold build (empty Jupyter cache, empty model cache)", wall, execution_times(tmp / "cold"))
-        if args.warm:
-            wall = build(tmp / "warm", models)
-            report("warm model cache (empty Jupyter cache)", wall, execution_times(tmp / "warm"))
+        wall = build(Path(tmp) / "cold")
+        report("cold build (empty Jupyter cache)", wall, execution_times(Path(tmp) / "cold"))
 
 
 if __name__ == "__main__":

@@ -67,3 +67,17 @@ def subset(ds: TensorDataset, n: int, seed: int = 0) -> TensorDataset:
         return ds
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
     return TensorDataset(*(t[idx] for t in ds.tensors))
+
+
+#: Chapter 1's loaders lived here before they moved to :mod:`gradcam_course.mnist`; notebooks
+#: handed out before the move still import them from here.
+_MOVED_TO_MNIST = {"DigitSplits", "DigitsDataModule", "digits_as_mnist", "load_digit_splits",
+                   "load_offline_digits", "load_real_mnist"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED_TO_MNIST:
+        from . import mnist
+
+        return getattr(mnist, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -53,6 +53,9 @@ def class_of(release, sol):
                                                      + "\n\n_hog = bytearray(64 * 1024**3)\n"}),
         "huge_output": make_submission(release, sol, {"weights_solution": weights
                                                       + "\n\nprint('x' * 200_000_000)\n"}),
+        "many_prints": make_submission(release, sol, {"weights_solution": weights
+                                                      + "\n\nfor _ in range(1000):\n    print('z' * 50_000)\n"}),
+        "=1+2": make_submission(release, sol),  # a student id that a spreadsheet would run
         "writes_gradebook": make_submission(release, sol, {"weights_solution": weights + (
             "\n\nimport glob, sqlite3\nfor _p in glob.glob('/tmp/*/*/*/gradebook.db') + "
             "glob.glob('/tmp/*/*/*/*/gradebook.db') + glob.glob('../../../gradebook.db'):\n"
@@ -60,6 +63,11 @@ def class_of(release, sol):
             "    _c = sqlite3.connect(_p)\n    _c.execute('update grade set manual_score = 99')\n"
             "    _c.commit()\n")}),
     }
+    # reaches the grader's folder through /proc (the kernel's grandparent) and deletes the gradebook
+    subs["deletes_gradebook"] = make_submission(release, sol, {"weights_solution": weights + (
+        "\n\nimport os\n_grader = open(f'/proc/{os.getppid()}/stat').read().rsplit(')', 1)[1].split()[1]\n"
+        "try:\n    os.remove(f'/proc/{_grader}/cwd/gradebook.db')\nexcept OSError as _err:\n"
+        "    print(_err)\n")})
     duplicated = make_submission(release, sol)
     cell = [c for c in duplicated.cells if grade_id(c) == "weights_solution"][0]
     duplicated.cells.insert(3, copy.deepcopy(cell))
@@ -102,10 +110,11 @@ def points(row):
 
 def test_every_student_folder_has_a_row(graded):
     students = {p.name for p in (graded["dir"] / "submitted").iterdir()}
-    assert set(graded["rows"]) == students
+    assert set(graded["rows"]) == (students - {"=1+2"}) | {"'=1+2"}  # never a formula in the CSV
 
 
-@pytest.mark.parametrize("student", ["right", "renamed_file", "stderr_noise", "huge_output"])
+@pytest.mark.parametrize("student", ["right", "renamed_file", "stderr_noise", "huge_output",
+                                     "many_prints", "'=1+2"])
 def test_right_answers_keep_every_point(graded, student):
     row = graded["rows"][student]
     assert row["status"] == "graded", row["reason"]
@@ -153,12 +162,14 @@ def test_broken_submissions_fail_with_a_reason_not_a_zero(graded, student, reaso
 def test_hostile_submission_changes_no_grade(graded):
     from nbgrader.api import Gradebook
 
-    row = graded["rows"]["writes_gradebook"]
-    assert row["status"] == "flagged" and "gradebook" in row["reason"]
-    assert points(row) == POINTS  # its own answers are right
+    for student in ("writes_gradebook", "deletes_gradebook"):
+        row = graded["rows"][student]
+        assert row["status"] == "flagged" and "gradebook" in row["reason"]
+        assert points(row) == POINTS  # its own answers are right
+    assert "the gradebook was changed or deleted while submissions ran; restored it" in graded["stdout"]
     with Gradebook(f"sqlite:///{graded['dir'] / 'gradebook.db'}") as gb:
         for student, r in graded["rows"].items():
-            nb = gb.find_submission_notebook(CHAPTER, CHAPTER, student)
+            nb = gb.find_submission_notebook(CHAPTER, CHAPTER, grading.from_spreadsheet_safe(student))
             assert all(g.manual_score is None for g in nb.grades), student
             if r["status"] != "failed":
                 assert sum(g.auto_score or 0 for g in nb.grades) == float(r["total"]), student
@@ -178,8 +189,10 @@ def test_feedback_shows_points_and_hints_but_no_hidden_test(graded):
         assert not leaked, f"{page}: {leaked}"
     wrong = (course / "feedback" / "wrong_map" / CHAPTER / f"{CHAPTER}.html").read_text()
     assert "[test_map] 0 / 10 points" in wrong and "ReLU" in wrong
-    huge = course / "feedback" / "huge_output" / CHAPTER / f"{CHAPTER}.html"
-    assert huge.stat().st_size < 5_000_000
+    for student in ("huge_output", "many_prints"):  # 200 MB in one print, 50 MB in 1 000
+        page = course / "feedback" / student / CHAPTER / f"{CHAPTER}.html"
+        assert page.stat().st_size < 5_000_000
+        assert "was longer than the grader keeps" in page.read_text()
 
 
 def test_assemble_restores_tests_and_keeps_student_cells(root):
@@ -259,6 +272,13 @@ def test_package_answers_named_in_the_source():
     assert named(["import gradcam_course.metrics as m\nf = m.energy_pointing_game\n"],
                  "03_resnet_covid_ct") == ["gradcam_course.metrics.energy_pointing_game"]
     assert named(["%time x = 1\nf = getattr(m, 'pointing_game')\n"], "03_resnet_covid_ct") == [answer]
+    assert named(["from gradcam_course import metrics as mm\nmm.pointing_game(a, b)\n"],
+                 "03_resnet_covid_ct") == [answer]
+    assert named(["import gradcam_course.metrics\ngradcam_course.metrics.pointing_game(a, b)\n"],
+                 "03_resnet_covid_ct") == [answer]
+    # honest code that only shares a name: an attribute of something else, a dict key
+    assert named(["scores = {'pointing_game': 1}\nself.pointing_game = results.pointing_game\n"],
+                 "03_resnet_covid_ct") == []
     assert named(["from gradcam_course.metrics import *\n"], "04_pcam_histology") == [
         "gradcam_course.metrics.insertion_deletion"]
     # the student's own function of the same name, a later chapter, code that does not parse
@@ -285,3 +305,221 @@ def test_refused_package_answer_is_reported_and_restored():
         assert grading.package_answers_called(executed) == ["gradcam_course.metrics.pointing_game"]
     assert torch.equal(alias(cams, masks), want)  # restored after the call
     assert torch.equal(refusing_package_answers(alias, "05_cam_family")(cams, masks), want)
+
+
+# --- malformed notebooks, bounded output, spreadsheet-safe CSV ----------------------------------
+
+def _mutations(nb: dict, rng) -> dict:
+    """One random damage to a notebook's JSON: a value of the wrong type, a missing key, a huge
+    value, at any depth (cells, their metadata, nbgrader metadata, sources, outputs)."""
+    import copy as copy_module
+
+    nb = copy_module.deepcopy(nb)
+    odd_values = [None, 0, -1, 10**30, 1.5, float("nan"), True, "", "x" * 100_000, [], [1, "a"],
+                  {}, {"a": 1}, ["nbgrader"], {"nbgrader": []}]
+    containers = [(None, nb)]
+    for _ in range(rng.randint(1, 4)):
+        parent_key, node = rng.choice(containers)
+        while isinstance(node, (dict, list)) and node and rng.random() < 0.75:
+            key = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+            if not isinstance(node[key], (dict, list)):
+                break
+            node = node[key]
+        if isinstance(node, dict) and node:
+            key = rng.choice(list(node))
+            if rng.random() < 0.3:
+                del node[key]
+            else:
+                node[key] = copy_module.deepcopy(rng.choice(odd_values))
+        elif isinstance(node, list) and node:
+            node[rng.randrange(len(node))] = copy_module.deepcopy(rng.choice(odd_values))
+    return nb
+
+
+def test_fuzzed_notebooks_fail_one_at_a_time_never_crash(root, tmp_path):
+    """Hundreds of randomly damaged copies of the release notebook: each is `failed` with a reason
+    or assembled for execution; preparing them never raises."""
+    import json
+    import random
+
+    assignment = grading.Assignment.load(root, CHAPTER)
+    release = json.loads(nbformat.writes(make_submission(assignment.release, solution_code(assignment.source))))
+    rng = random.Random(0)
+    outcomes = {"failed": 0, "assembled": 0}
+    for i in range(300):
+        folder = tmp_path / f"s{i}"
+        (folder / CHAPTER).mkdir(parents=True)
+        text = json.dumps(_mutations(release, rng), allow_nan=True)
+        (folder / CHAPTER / f"{CHAPTER}.ipynb").write_text(text)
+        result, notebook = grading.prepare(assignment, folder)
+        if notebook is None:
+            assert result.status == "failed" and result.reason, result
+            outcomes["failed"] += 1
+        else:
+            nbformat.validate(nbformat.reads(notebook, as_version=4))
+            outcomes["assembled"] += 1
+    assert outcomes["failed"] > 100 and outcomes["assembled"] > 10, outcomes  # both paths taken
+
+
+@pytest.mark.parametrize("damage,reason", [
+    (lambda c: c.metadata.update(nbgrader="not a dict"), "edited metadata"),
+    (lambda c: c.metadata.nbgrader.update(grade_id=["a", "list"]), "edited metadata: grade_id is list"),
+    (lambda c: c.metadata.nbgrader.update(points="10"), "edited metadata: points is str"),
+    (lambda c: c.update(source=5), "invalid notebook"),
+    (lambda c: c.pop("cell_type"), "invalid notebook"),
+])
+def test_a_malformed_cell_is_a_reason(root, tmp_path, damage, reason):
+    assignment = grading.Assignment.load(root, CHAPTER)
+    nb = make_submission(assignment.release, solution_code(assignment.source))
+    damage([c for c in nb.cells if grade_id(c) == "test_map"][0])
+    folder = tmp_path / "student"
+    (folder / CHAPTER).mkdir(parents=True)
+    (folder / CHAPTER / f"{CHAPTER}.ipynb").write_text(json_dumps(nb))
+    result, notebook = grading.prepare(assignment, folder)
+    assert notebook is None and result.status == "failed" and reason in result.reason, result.reason
+
+
+def json_dumps(nb) -> str:
+    import json
+
+    return json.dumps(nb)
+
+
+def test_output_is_capped_per_cell_and_per_notebook_errors_kept():
+    new = nbformat.v4
+    prints = [new.new_output("stream", name="stdout", text="y" * 50_000) for _ in range(1000)]
+    error = new.new_output("error", ename="AssertionError", evalue="wrong " * 10_000,
+                           traceback=["frame"] * 500)
+    nb = new.new_notebook(cells=[new.new_code_cell(outputs=list(prints) + [error]) for _ in range(12)])
+    cut = grading.cap_outputs(nb, per_cell=200_000, per_notebook=1_000_000)
+    assert cut > 0
+    sizes = [len(nbformat.writes(new.new_notebook(cells=[c]))) for c in nb.cells]
+    assert max(sizes) < 215_000 and sum(sizes) < 1_300_000
+    for cell in nb.cells:  # the error, which decides the score, is in every cell, shortened
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert len(errors) == 1 and len(errors[0].evalue) < 5_000 and len(errors[0].traceback) <= 30
+        assert "characters of output cut from this cell" in cell.outputs[-1].text
+    small = new.new_notebook(cells=[new.new_code_cell(outputs=[new.new_output("stream", name="stdout", text="ok\n")])])
+    assert grading.cap_outputs(small) == 0 and small.cells[0].outputs[0].text == "ok\n"
+
+
+def test_csv_cells_never_run_as_formulas():
+    for value in ("=1+2", "+SUM(A1)", "-2+3", "@cmd", "\t=x", "=HYPERLINK(\"http://x\")"):
+        safe = grading.spreadsheet_safe(value)
+        assert safe.startswith("'") and grading.from_spreadsheet_safe(safe) == value
+    for value in ("alice", "o'brien", "'quoted", "", "1"):
+        assert grading.spreadsheet_safe(value) == value == grading.from_spreadsheet_safe(value)
+
+
+def test_regrade_updates_automatic_scores_and_keeps_manual_ones(root, tmp_path):
+    """A formgrader-style manual score and comment survive a re-grade of a changed submission."""
+    from nbgrader.api import Gradebook
+
+    course = temp_course(root, tmp_path / "regrade")
+    assignment = grading.Assignment.load(course, CHAPTER)
+    sol = solution_code(assignment.source)
+
+    def grade_class():
+        proc = subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "grade", CHAPTER,
+                               "--jobs", "1", "--timeout", str(TIMEOUT)], cwd=course,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    write_submission(course, "ada", make_submission(assignment.release, sol), CHAPTER)
+    grade_class()
+    written = sorted(assignment.manual)[0]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_grade("test_map", CHAPTER, CHAPTER, "ada").auto_score == POINTS["test_map"]
+        gb.find_grade(written, CHAPTER, CHAPTER, "ada").manual_score = 12
+        gb.find_comment(written, CHAPTER, CHAPTER, "ada").manual_comment = "Clear, and right."
+        gb.db.commit()
+    # the student hands in again, now with the ReLU forgotten
+    write_submission(course, "ada", make_submission(assignment.release, sol,
+                                                    variants.of(CHAPTER).WRONG["no_relu"][0]), CHAPTER)
+    grade_class()
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assert gb.find_grade("test_map", CHAPTER, CHAPTER, "ada").auto_score == 0
+        assert gb.find_grade("test_weights", CHAPTER, CHAPTER, "ada").auto_score == POINTS["test_weights"]
+        assert gb.find_grade(written, CHAPTER, CHAPTER, "ada").manual_score == 12
+        assert gb.find_comment(written, CHAPTER, CHAPTER, "ada").manual_comment == "Clear, and right."
+
+
+def test_package_answer_is_refused_however_it_is_reached(monkeypatch):
+    """Copies of the package function, a decoy put in its place, a result that computes itself
+    later: each is refused while the check runs the student's function."""
+    import runpy
+    import types
+
+    from autograder.checks.common import refusing_package_answers
+
+    from gradcam_course import metrics
+
+    cams, masks = torch.rand(2, 4, 4), torch.rand(2, 4, 4) > 0.5
+    original = metrics.pointing_game
+    copied = types.FunctionType(original.__code__, original.__globals__)
+    rerun = runpy.run_path(metrics.__file__)["pointing_game"]
+    monkeypatch.setattr(metrics, "pointing_game", lambda c, m: torch.zeros(len(c)))  # a decoy
+    for student in (copied, rerun, lambda c, m: original(c, m)):
+        with pytest.raises(AssertionError, match="the helper package's answer"):
+            refusing_package_answers(student, "03_resnet_covid_ct")(cams, masks)
+
+    class Lazy(dict):  # computes the curves only when the check reads them
+        def __getitem__(self, key):
+            return metrics.insertion_deletion(*self.args)[key]
+
+    def lazy_insertion_deletion(model, images, maps, *args):
+        result = Lazy(insertion="later")
+        result.args = (model, images, maps, *args)
+        return result
+
+    got = refusing_package_answers(lazy_insertion_deletion, "04_pcam_histology")(None, None, None)
+    assert type(got) is dict and got["insertion"] == "later"  # the placeholder, not the package's curves
+    want = original(cams, masks)  # every copy answers again once the check is over
+    assert torch.equal(copied(cams, masks), want) and torch.equal(rerun(cams, masks), want)
+
+
+def test_a_stopped_or_killed_grader_loses_nothing_and_resumes(root, tmp_path):
+    """Ctrl-C stops the run within seconds and keeps what finished; a grader killed outright
+    (SIGKILL) keeps it too; each new run grades only what is left."""
+    import json
+    import signal
+    import time
+
+    course = temp_course(root, tmp_path / "resume")
+    assignment = grading.Assignment.load(course, CHAPTER)
+    sol = solution_code(assignment.source)
+    students = [f"s{i}" for i in range(4)]
+    for student in students:
+        write_submission(course, student, make_submission(assignment.release, sol), CHAPTER)
+    records = [grading.Course(course).grading_record(s, CHAPTER) for s in students]
+    command = [sys.executable, "-m", "gradcam_course.instructor.cli", "grade", CHAPTER, "--jobs", "1",
+               "--timeout", str(TIMEOUT)]
+
+    def run_until(n_records, sig):
+        proc = subprocess.Popen(command, cwd=course, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while sum(r.is_file() for r in records) < n_records and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        return proc.returncode, time.monotonic() - sent, out, err
+
+    code, seconds, _, err = run_until(1, signal.SIGINT)
+    assert code == 130 and seconds < 15, (code, seconds, err)
+    assert "run `gradcam-course grade 01_mnist_lenet` again" in err
+    done = {json.loads(r.read_text())["student"] for r in records if r.is_file()}
+    with open(course / f"grades_{CHAPTER}.csv") as f:
+        assert {row["student"] for row in csv.DictReader(f)} == done  # the CSV has what finished
+    code, _, _, _ = run_until(len(done) + 1, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    kept = sum(r.is_file() for r in records)
+    assert kept > len(done)
+    proc = subprocess.run(command, cwd=course, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"{kept} submission(s) unchanged since an earlier run" in proc.stdout
+    with open(course / f"grades_{CHAPTER}.csv") as f:
+        rows = {row["student"]: row for row in csv.DictReader(f)}
+    assert set(rows) == set(students)
+    assert all(r["status"] == "graded" and float(r["total"]) == FULL for r in rows.values())

@@ -286,3 +286,13 @@ def test_lenet_rejects_a_wrong_input_shape(shape):
     assert str(tuple(shape)) in str(info.value)
 
 
+
+
+def test_notebooks_handed_out_before_the_move_still_import():
+    """Chapter 1's released notebooks imported LeNet from models and the loaders from data."""
+    from gradcam_course.data import DigitsDataModule as old_datamodule
+    from gradcam_course.models import LeNet as old_lenet
+
+    assert old_datamodule is mnist.DigitsDataModule and old_lenet is LeNet
+    with pytest.raises(AttributeError, match="no attribute 'no_such_loader'"):
+        data.no_such_loader  # noqa: B018

@@ -1,6 +1,7 @@
 """The chapter notebooks: pairs in sync, student copies generated and clean, URL configured once,
 the book pages are derived correctly. That every cell of a source notebook executes (hidden tests
-included) is checked by test_nbgrader_e2e.py, which grades the solution through nbgrader."""
+included) is checked by nbval (conftest.py) and by grading the solution end to end
+(test_grade_chapters.py, test_nbgrader_e2e.py)."""
 
 import re
 import subprocess

@@ -1,9 +1,14 @@
-"""What the hidden checks of every chapter share: strict tensor comparison, hook counting."""
+"""What the hidden checks of every chapter share: strict tensor comparison, hook counting, and
+the refusal of the helper package's finished answers in the chapter that asks for them."""
 
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
+import os
+import threading
+import types
 
 import torch
 
@@ -12,11 +17,40 @@ from gradcam_course.instructor.layout import PACKAGE_ANSWERS
 
 def _refused(*args, **kwargs):
     # Runs as the code of a package function, with that module's globals: builtins and literals
-    # only. The message carries layout.PACKAGE_ANSWER_REFUSED (the grader flags on it).
+    # only. The message carries layout.PACKAGE_ANSWER_REFUSED (gradcam-course grade flags on it).
     frame = __import__("sys")._getframe(0)
     qualname = f"{frame.f_globals['__name__']}.{frame.f_code.co_name}"
     raise AssertionError(f"Your function uses {qualname}, the helper package's answer to this "
-                         "exercise: write your own (this submission is flagged for the instructor).")
+                         "exercise: write your own (gradcam-course grade flags this).")
+
+
+_SWAP_LOCK = threading.RLock()
+_swapped: dict = {}  # function → its own code, while refused (nested calls share one swap)
+
+
+def _package_answers(chapter: str) -> list:
+    """Every live function whose code is one of the chapter's package answers, recognised by the
+    file and name of its code: the module's own function, an alias, a decoy's hidden original,
+    and copies (``types.FunctionType(f.__code__, …)``, ``importlib.reload``, ``runpy``)."""
+    wanted = set()
+    for qualname in PACKAGE_ANSWERS.get(chapter, {}).values():
+        module_name, name = qualname.rsplit(".", 1)
+        source = importlib.import_module(module_name).__file__
+        wanted |= {(source, name), (os.path.realpath(source), name)}
+    if not wanted:
+        return []
+    return [f for f in gc.get_objects() if isinstance(f, types.FunctionType)
+            and (f.__code__.co_filename, f.__code__.co_name) in wanted]
+
+
+def _plain(value):
+    """The result as plain containers, read while the refusal holds: a dict (or tuple) subclass
+    that computes its items when they are read must compute them now."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in dict.items(value)}
+    if isinstance(value, tuple) and type(value) is not tuple:
+        return tuple(_plain(v) for v in tuple.__iter__(value))
+    return value
 
 
 def refusing_package_answers(student_function, chapter: str):
@@ -26,20 +60,25 @@ def refusing_package_answers(student_function, chapter: str):
     The package function's code object is swapped, so an alias (``from … import pointing_game
     as pg``), an ``importlib``/``getattr`` spelling or the package function handed in as the
     student's own are all refused; the reference, called outside the wrapper, is unaffected.
+    This runs in the student's kernel: see the instructor guide for what it cannot stop.
     """
-    answers = [getattr(importlib.import_module(q.rsplit(".", 1)[0]), q.rsplit(".", 1)[1])
-               for q in PACKAGE_ANSWERS.get(chapter, {}).values()]
-
     @functools.wraps(student_function)
     def call(*args, **kwargs):
-        saved = [(f, f.__code__) for f in answers]
-        for f, code in saved:
-            f.__code__ = _refused.__code__.replace(co_name=code.co_name, co_qualname=code.co_qualname)
-        try:
-            return student_function(*args, **kwargs)
-        finally:
-            for f, code in saved:
-                f.__code__ = code
+        with _SWAP_LOCK:
+            mine = [f for f in _package_answers(chapter) if f not in _swapped]
+            try:
+                for f in mine:
+                    code = f.__code__
+                    refused = _refused.__code__.replace(co_name=code.co_name)
+                    if hasattr(code, "co_qualname"):  # Python 3.11+
+                        refused = refused.replace(co_qualname=code.co_qualname)
+                    _swapped[f] = code
+                    f.__code__ = refused
+                return _plain(student_function(*args, **kwargs))
+            finally:
+                for f in reversed(mine):
+                    if f in _swapped:
+                        f.__code__ = _swapped.pop(f)
 
     return call
 

@@ -7,7 +7,8 @@ import importlib.util
 import sys
 
 #: What the instructor side needs beyond the student package (pyproject's `instructor` extra).
-INSTRUCTOR_MODULES = ("nbgrader", "nbformat", "nbclient", "jupytext", "yaml")
+INSTRUCTOR_MODULES = ("nbgrader", "nbformat", "nbclient", "nbconvert", "ipykernel", "jupytext",
+                      "yaml", "tqdm")
 INSTALL_HINT = 'pip install "gradcam-course[instructor]"'
 
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
                      "the course's Python environment, not the course folder")
     grd.add_argument("--timeout", type=float, default=600, help="wall-clock seconds per submission")
     grd.add_argument("--memory-mb", type=int, default=8192, help="address-space limit per submission")
+    grd.add_argument("--fresh", action="store_true", help="grade every submission again, also "
+                     "those unchanged since a run that finished them (by default they keep their "
+                     "results, so an interrupted run resumes where it stopped)")
     rep = sub.add_parser("report", help="reports/<chapter>/index.html: score distribution and "
                          "the tests the class failed most, from what `grade` wrote")
     rep.add_argument("chapter")
@@ -47,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     from .layout import Course
 
     try:
-        root = Course.find().root
+        root = Course.find(from_env=False).root
         if args.command in ("grade", "report"):
             Course(root).require_chapter(args.chapter)
+        elif args.command == "release":
+            for chapter in args.chapters:
+                Course(root).require_chapter(chapter)
     except FileNotFoundError as err:
         print(f"gradcam-course {args.command}: {err}", file=sys.stderr)
         return 2
@@ -58,14 +65,23 @@ def main(argv: list[str] | None = None) -> int:
             student = release.release(root, chapter)
             print(f"released {chapter} -> {student.relative_to(root)} (+ .py pair)")
     elif args.command == "grade":
-        from .grade import FAILED, grade
+        import signal
 
+        from .grade import FAILED, Interrupted, grade
+
+        def stop(signum, frame):  # SIGTERM (a scheduler, a kill) stops like Ctrl-C: nothing lost
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             results = grade(root, args.chapter, args.submitted, args.jobs, args.timeout,
-                            args.memory_mb, scheduler=args.scheduler)
+                            args.memory_mb, scheduler=args.scheduler, fresh=args.fresh)
         except (FileNotFoundError, RuntimeError) as err:  # no chapter, nothing submitted, no Dask
             print(f"gradcam-course grade: {err}", file=sys.stderr)
             return 2
+        except Interrupted as err:
+            print(f"gradcam-course grade: {err}", file=sys.stderr)
+            return 130
         failed = sum(r.status == FAILED for r in results)
         print(f"graded {len(results) - failed} of {len(results)} submissions; "
               f"see grades_{args.chapter}.csv ({failed} failed)")

@@ -15,22 +15,25 @@ the course folder, one student after another, and lets one malformed notebook st
 4. **Score** (parent): a test cell earns its points when it raised no error. Output on stderr
    (warnings, progress bars) and ``execute_result`` values (``sys.displayhook(points)``) do not
    count, so nothing the student prints changes a score.
-5. **Record** (parent, the only writer): the nbgrader gradebook, ``autograded/``, ``feedback/``
-   (hidden tests and tracebacks into the checks removed) and ``grades.csv`` with a status per
-   student folder: ``graded``, ``failed`` (with the reason, never a plain 0) or ``flagged``.
+5. **Record** (parent, the only writer), each submission as soon as it is known: the nbgrader
+   gradebook (automatic scores updated in place, manual ones kept), ``autograded/``,
+   ``feedback/`` (hidden tests and tracebacks into the checks removed), a per-submission record
+   that lets a stopped run resume, and ``grades_<chapter>.csv`` with a status per student
+   folder: ``graded``, ``failed`` (with the reason, never a plain 0) or ``flagged``.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -44,7 +47,12 @@ from .layout import CHAPTER_ENV, PACKAGE_ANSWER_REFUSED, PACKAGE_ANSWERS, ROOT_E
 GRADED, FAILED, FLAGGED = "graded", "failed", "flagged"
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
 SCHEMA_VERSION = 3
-MAX_OUTPUT_CHARS = 100_000  # per output, in the autograded notebook and the feedback
+#: Output kept in the autograded notebook and the feedback (JSON characters; figures included):
+#: per cell and per notebook. Error outputs are always kept, shortened: they decide scores.
+MAX_CELL_OUTPUT = 1_000_000
+MAX_NOTEBOOK_OUTPUT = 8_000_000
+MAX_ERROR_TEXT = 4_000
+CUT_NOTE = "[grader: {cut} characters of output cut from this cell (limits: {cell} per cell, {notebook} per notebook)]"
 #: What a student's own code has no business touching while it is graded. A hit does not change
 #: the score: it flags the submission for a person to look at, with the pattern named.
 SUSPICIOUS = {
@@ -59,6 +67,8 @@ SUSPICIOUS = {
     "os._exit": r"os\._exit",
     "a patched torch or numpy function": r"(?m)^\s*(torch|np|numpy|F)(\.\w+)+\s*=(?!=)|setattr\(\s*(torch|np|numpy|F)\b",
     "a custom __eq__": r"def\s+__eq__",
+    "code objects or reloaded modules": r"__code__|FunctionType|\breload\(|run_path|spec_from_file_location",
+    "the grader's own modules": r"gradcam_course\.instructor|PACKAGE_ANSWERS",
 }
 
 
@@ -102,6 +112,16 @@ class Result:
     notebook: nbformat.NotebookNode | None = None
     seconds: float = 0.0
 
+    def record(self) -> dict:
+        return {"student": self.student, "status": self.status, "reason": self.reason,
+                "scores": self.scores, "flags": self.flags, "answers": self.answers,
+                "seconds": round(self.seconds, 2)}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "Result":
+        return cls(**{k: record[k] for k in ("student", "status", "reason", "scores", "flags",
+                                              "answers", "seconds")})
+
     @property
     def total(self) -> float:
         return sum(self.scores.values())
@@ -135,9 +155,16 @@ def find_notebook(folder: Path, chapter: str) -> Path:
 def read_submission(path: Path) -> nbformat.NotebookNode:
     try:
         nb = nbformat.read(path, as_version=4)
-    except Exception as err:  # JSON errors, wrong nbformat, unreadable bytes
-        raise SubmissionError(f"invalid notebook: {type(err).__name__}: {str(err)[:200]}") from err
+        nbformat.validate(nb)  # read() only logs a schema violation (an int as source, a dict as a cell…)
+    except Exception as err:  # JSON errors, wrong nbformat, unreadable bytes, schema violations
+        detail = " ".join(str(err).split())
+        raise SubmissionError(f"invalid notebook: {type(err).__name__}: {detail[:200]}") from err
     return nb
+
+
+#: The types nbgrader's cell metadata must have (anything else was edited by hand).
+METADATA_TYPES = {"grade_id": str, "grade": bool, "solution": bool, "locked": bool, "task": bool,
+                  "points": (int, float), "schema_version": int}
 
 
 def check_metadata(nb, assignment: Assignment) -> None:
@@ -147,6 +174,12 @@ def check_metadata(nb, assignment: Assignment) -> None:
         m = meta(cell)
         if not m:
             continue
+        if not isinstance(m, dict):
+            raise SubmissionError(f"edited metadata: a cell's nbgrader metadata is a {type(m).__name__}")
+        for key, kind in METADATA_TYPES.items():
+            if key in m and (not isinstance(m[key], kind) or (kind is not bool and isinstance(m[key], bool))):
+                raise SubmissionError(f"edited metadata: {key} is {type(m[key]).__name__} "
+                                      f"{str(m[key])[:40]!r} in a cell")
         gid = m.get("grade_id")
         seen[gid] = seen.get(gid, 0) + 1
         if m.get("schema_version") != SCHEMA_VERSION:
@@ -181,25 +214,44 @@ def _parse(source: str):
         return None
 
 
+def _dotted(node) -> str:
+    import ast
+
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+
 def package_answers_named(cells: list[str], chapter: str) -> list[str]:
     """The chapter's answers in the helper package (``layout.PACKAGE_ANSWERS``) that the student's
     cells import or name: ``from gradcam_course.metrics import pointing_game`` (aliased or not),
-    ``metrics.pointing_game``, or the name as a string (``getattr(m, "pointing_game")``).
+    ``metrics.pointing_game`` on the module (however imported), or ``getattr(…, "pointing_game")``.
     A hint read from the source; the checks refuse the call itself however it is spelled."""
     import ast
 
     answers = PACKAGE_ANSWERS.get(chapter, {})
+    modules = {q.rsplit(".", 1)[0] for q in answers.values()}
     found = set()
     for tree in filter(None, map(_parse, cells if answers else [])):
+        aliases = set(modules)  # the names under which the answers' module is reachable
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gradcam_course"):
+            if isinstance(node, ast.Import):
+                aliases |= {a.asname for a in node.names if a.name in modules and a.asname}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                aliases |= {a.asname or a.name for a in node.names
+                            if f"{node.module}.{a.name}" in modules}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
                 found |= {a.name for a in node.names if a.name in answers}
                 if any(a.name == "*" for a in node.names):
-                    found |= {n for n, q in answers.items() if q.rsplit(".", 1)[0] == node.module}
-            elif isinstance(node, ast.Attribute) and node.attr in answers:
+                    found |= set(answers)
+            elif isinstance(node, ast.Attribute) and node.attr in answers and _dotted(node.value) in aliases:
                 found.add(node.attr)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in answers:
-                found.add(node.value)
+            elif (isinstance(node, ast.Call) and _dotted(node.func) == "getattr" and len(node.args) > 1
+                  and isinstance(node.args[1], ast.Constant) and node.args[1].value in answers):
+                found.add(node.args[1].value)
     return [answers[n] for n in sorted(found)]
 
 
@@ -257,7 +309,7 @@ def autograder_files(root: Path) -> dict[str, bytes]:
     """
     files = {"autograder/__init__.py": b""}
     for part in ("checks", "reference"):
-        for path in sorted((root / "autograder" / part).rglob("*")):
+        for path in sorted((Course(root).autograder / part).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 files[str(path.relative_to(root))] = path.read_bytes()
     return files
@@ -288,11 +340,18 @@ def run_isolated(files: dict[str, bytes], notebook: str, chapter: str, timeout: 
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, cwd=work, env=env, text=True,
                                 start_new_session=True)
+        with _RUNNING_LOCK:
+            RUNNING.add(proc)
+        if STOPPING.is_set():  # the run was stopped while this one started
+            _kill(proc)
         try:
             _, err = proc.communicate(notebook, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill(proc)
             raise SubmissionError(f"timeout: still running after {timeout:.0f} s")
+        finally:
+            with _RUNNING_LOCK:
+                RUNNING.discard(proc)
         if proc.returncode != 0 or not result.is_file():
             tail = " ".join(err.split())[-300:]
             if "MemoryError" in err or "Cannot allocate memory" in err or proc.returncode in (-9, 137):
@@ -324,6 +383,19 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+#: The submissions' processes now running here, so that Ctrl-C can stop them at once.
+RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
+STOPPING = threading.Event()  # set while a run stops: a task that starts a process now kills it
+
+
+def kill_running() -> None:
+    with _RUNNING_LOCK:
+        procs = list(RUNNING)
+    for proc in procs:
+        _kill(proc)
+
+
 def worker(work: str, result: str, cell_timeout: str, memory_mb: str) -> int:
     """Child side: execute the notebook from stdin, write the executed one to ``result``.
 
@@ -341,14 +413,56 @@ def worker(work: str, result: str, cell_timeout: str, memory_mb: str) -> int:
                             allow_errors=True, interrupt_on_timeout=True,
                             resources={"metadata": {"path": work}})
     client.execute()
-    for cell in nb.cells:  # a print of 200 MB must not become a 200 MB notebook and feedback page
-        for out in cell.get("outputs", []):
-            text = out.get("text")
-            if isinstance(text, str) and len(text) > MAX_OUTPUT_CHARS:
-                out["text"] = (text[:MAX_OUTPUT_CHARS]
-                               + f"\n[... {len(text) - MAX_OUTPUT_CHARS} characters cut by the grader]\n")
+    cap_outputs(nb)  # 1 000 prints of 50 kB must not become a 50 MB notebook and feedback page
     Path(result).write_text(nbformat.writes(nb))
     return 0
+
+
+def _size(output) -> int:
+    return len(json.dumps(output, default=str))
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} characters cut]"
+
+
+def cap_outputs(nb, per_cell: int = MAX_CELL_OUTPUT, per_notebook: int = MAX_NOTEBOOK_OUTPUT) -> int:
+    """Bound the notebook's outputs in place: at most ``per_cell`` characters (as JSON) in each
+    cell and ``per_notebook`` in all, the cut said in a note at the end of the cell. An error
+    output is never dropped, since it decides the test cell's score: its message and traceback
+    are shortened instead. Returns the number of characters cut."""
+    left, total_cut = per_notebook, 0
+    for cell in nb.cells:
+        outputs = cell.get("outputs") or []
+        if cell.get("cell_type") != "code" or not outputs:
+            continue
+        budget, kept, cut = min(per_cell, max(left, 0)), [], 0
+        for out in outputs:
+            if out.get("output_type") == "error":
+                out["evalue"] = _shorten(str(out.get("evalue", "")), MAX_ERROR_TEXT)
+                out["traceback"] = [_shorten(str(line), MAX_ERROR_TEXT)
+                                    for line in list(out.get("traceback") or [])[-30:]]
+                kept.append(out)
+                continue
+            size = _size(out)
+            if size <= budget:
+                kept.append(out)
+                budget -= size
+            elif out.get("output_type") == "stream" and isinstance(out.get("text"), str) and budget > 1000:
+                keep = budget - 1000
+                cut += len(out["text"]) - keep
+                out["text"] = out["text"][:keep]
+                kept.append(out)
+                budget = 0
+            else:
+                cut += size
+        if cut:
+            kept.append(nbformat.v4.new_output("stream", name="stdout", text="\n" + CUT_NOTE.format(
+                cut=cut, cell=per_cell, notebook=per_notebook) + "\n"))
+        cell["outputs"] = kept
+        left -= sum(_size(o) for o in kept)
+        total_cut += cut
+    return total_cut
 
 
 # --- 4: score --------------------------------------------------------------------------------
@@ -395,9 +509,14 @@ def feedback_notebook(executed, assignment: Assignment, result: Result) -> nbfor
             if "traceback" in out:
                 out["traceback"] = [_redact(t, secret_lines) for t in out["traceback"]]
     total, maximum = result.total, sum(tests.values())
+    cut = sum(1 for c in nb.cells for o in c.get("outputs", [])
+              if o.get("output_type") == "stream" and "characters of output cut from this cell" in str(o.get("text", "")))
     head = (f"# Feedback: {assignment.chapter}\n\nStudent `{result.student}` · status **{result.status}**"
             f"{' (' + result.reason + ')' if result.reason else ''} · automatic points "
-            f"**{total:g} / {maximum:g}**; written answers are graded by hand.")
+            f"**{total:g} / {maximum:g}**; written answers are graded by hand."
+            + (f"\n\nThe output of {cut} cell(s) was longer than the grader keeps "
+               f"({MAX_CELL_OUTPUT:,} characters per cell, {MAX_NOTEBOOK_OUTPUT:,} per notebook): "
+               "it was cut where the cell says so." if cut else ""))
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(head))
     return nb
 
@@ -423,21 +542,39 @@ def record_gradebook(root: Path, assignment: Assignment, results: list[Result]) 
 
     from nbgrader.api import Gradebook, MissingEntry
 
+    chapter, automatic = assignment.chapter, assignment.tests
     with warnings.catch_warnings(), Gradebook(f"sqlite:///{Course(root).gradebook}") as gb:
-        warnings.simplefilter("ignore")  # SQLAlchemy's autoflush notes on re-added submissions
+        warnings.simplefilter("ignore")  # SQLAlchemy's autoflush notes
         for r in results:
             gb.update_or_create_student(r.student)
-            try:
-                gb.remove_submission(assignment.chapter, r.student)
+            try:  # a re-grade updates the automatic scores in place: manual ones and comments stay
+                nb = gb.find_submission_notebook(chapter, chapter, r.student)
             except MissingEntry:
-                pass
-            gb.add_submission(assignment.chapter, r.student)
-            nb = gb.find_submission_notebook(assignment.chapter, assignment.chapter, r.student)
+                gb.add_submission(chapter, r.student)
+                nb = gb.find_submission_notebook(chapter, chapter, r.student)
             for grade in nb.grades:
+                if grade.name not in automatic:
+                    continue  # a written answer: the instructor's score, never touched here
                 if r.status != FAILED and grade.name in r.scores:
                     grade.auto_score = r.scores[grade.name]
                     grade.needs_manual_grade = False
+                else:  # this run has no score for it (the CSV says why)
+                    grade.auto_score = None
             gb.db.commit()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A CSV cell that a spreadsheet will show, never run: a leading ``= + - @`` (or a tab or
+    carriage return) would make it a formula (``=1+2``, ``=HYPERLINK(...)``), so it gets a ``'``."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """The value :func:`spreadsheet_safe` was given."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
 
 
 def write_csv(path: Path, assignment: Assignment, results: list[Result]) -> None:
@@ -449,8 +586,8 @@ def write_csv(path: Path, assignment: Assignment, results: list[Result]) -> None
         for r in sorted(results, key=lambda r: r.student):
             cells = [("" if r.status == FAILED else f"{r.scores.get(g, 0):g}") for g in tests]
             total = "" if r.status == FAILED else f"{r.total:g}"
-            writer.writerow([r.student, r.status, r.reason, *cells, total,
-                             f"{sum(tests.values()):g}"])
+            writer.writerow([spreadsheet_safe(r.student), r.status, spreadsheet_safe(r.reason),
+                             *cells, total, f"{sum(tests.values()):g}"])
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -486,6 +623,10 @@ def prepare(assignment: Assignment, folder: Path) -> tuple[Result, str | None]:
         return result, nbformat.writes(assemble(nb, assignment))
     except SubmissionError as err:
         result.status, result.reason = FAILED, str(err)
+        return result, None
+    except Exception as err:  # noqa: BLE001 - any other shape the checks above did not foresee
+        result.status = FAILED
+        result.reason = f"invalid notebook: {type(err).__name__}: {' '.join(str(err).split())[:200]}"
         return result, None
 
 
@@ -532,11 +673,18 @@ def run_tasks(tasks: dict[str, str], files: dict[str, bytes], chapter: str, time
     """Yield ``(student, outcome)`` as tasks finish: on a local thread pool (each task is a
     child process, so threads are enough) or on the Dask cluster at ``scheduler``."""
     if scheduler is None:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
             futures = {pool.submit(execute_task, files, nb, chapter, timeout, memory_mb): student
                        for student, nb in tasks.items()}
             for future in as_completed(futures):
                 yield futures[future], _outcome(future)
+        finally:  # normal end, Ctrl-C or SIGTERM: nothing queued starts, nothing running stays
+            STOPPING.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            kill_running()
+            pool.shutdown(wait=True)
+            STOPPING.clear()
         return
     try:
         from distributed import Client
@@ -592,9 +740,90 @@ class Progress:
         self.bar.close()
 
 
+class GradebookGuard:
+    """The grader is the gradebook's only writer. Submissions run as the same user (unless
+    sandboxed), so before each of its own writes it checks the file is as it left it, and puts
+    its last copy back if anything changed or deleted it."""
+
+    def __init__(self, path: Path):
+        self.path, self.bytes, self.tampered = path, path.read_bytes(), False
+
+    def check(self) -> None:
+        current = self.path.read_bytes() if self.path.is_file() else None
+        if current != self.bytes:
+            self.path.write_bytes(self.bytes)
+            if not self.tampered:
+                print("warning: the gradebook was changed or deleted while submissions ran; "
+                      "restored it (see the flagged submissions)", flush=True)
+            self.tampered = True
+
+    def wrote(self) -> None:
+        self.bytes = self.path.read_bytes()
+
+
+def fingerprint(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+def submission_fingerprint(folder: Path) -> str:
+    """Every file the student handed in, by relative path and content."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    return fingerprint(*(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes() for p in files))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a reader (or a killed grader) sees the old file or the new one
+
+
+def commit(course: Course, assignment: Assignment, result: Result, guard: GradebookGuard,
+           key: str) -> None:
+    """Everything about one finished submission, written at once: its autograded notebook and
+    feedback page, its gradebook row, and its record (written last: a record means done)."""
+    chapter = assignment.chapter
+    if result.notebook is not None:
+        write_atomically(course.autograded(result.student, chapter), nbformat.writes(result.notebook))
+        html = course.feedback(result.student, chapter)
+        html.parent.mkdir(parents=True, exist_ok=True)
+        write_html(feedback_notebook(result.notebook, assignment, result), html)
+    guard.check()
+    record_gradebook(course.root, assignment, [result])
+    guard.wrote()
+    write_atomically(course.grading_record(result.student, chapter),
+                     json.dumps({**result.record(), "key": key}, indent=1))
+
+
+def finished_before(course: Course, chapter: str, student: str, key: str) -> Result | None:
+    """The record of an earlier run for the same submission and the same assignment, if any."""
+    path = course.grading_record(student, chapter)
+    try:
+        record = json.loads(path.read_text())
+        return Result.from_record(record) if record.get("key") == key else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a run; what finished is saved."""
+
+    def __init__(self, done: int, left: int, chapter: str):
+        super().__init__(f"interrupted: {done} submission(s) graded and saved, {left} not graded; "
+                         f"run `gradcam-course grade {chapter}` again to grade the rest (finished "
+                         f"ones are kept, not graded again)")
+
+
 def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | None = None,
           timeout: float = 600, memory_mb: int = 8192, verbose: bool = True,
-          scheduler: str | None = None) -> list[Result]:
+          scheduler: str | None = None, fresh: bool = False) -> list[Result]:
+    """Grade every student folder of ``submitted``; resumable. Each submission's result is
+    committed as soon as it is known (:func:`commit`); a submission whose files and whose
+    assignment (source notebook, checks, reference) are unchanged since an earlier run keeps
+    that run's result, unless ``fresh``."""
     course = Course(root)
     assignment = Assignment.load(root, chapter)
     submitted = Path(submitted or course.submitted_dir)
@@ -603,40 +832,66 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
         raise FileNotFoundError(f"No student folders in {submitted} (expected "
                                 f"{submitted}/<student>/{chapter}/{chapter}.ipynb).")
     ensure_gradebook(root, chapter)
-    # Children never get the course path, but they run as the same user: keep the gradebook's
-    # bytes here, in the parent's memory, and put them back if anything changed them meanwhile.
-    gradebook = course.gradebook
-    snapshot = gradebook.read_bytes()
+    guard = GradebookGuard(course.gradebook)
+    files = autograder_files(root)
+    assignment_key = fingerprint(nbformat.writes(assignment.source).encode(),
+                                 nbformat.writes(assignment.release).encode(),
+                                 *(k.encode() + v for k, v in sorted(files.items())),
+                                 Path(__file__).read_bytes())
     jobs = max(1, jobs or os.cpu_count() or 1)
     progress = Progress(len(folders), sum(assignment.tests.values()), verbose)
     results: dict[str, Result] = {}
     tasks: dict[str, str] = {}
+    keys: dict[str, str] = {}
+    resumed = 0
     for folder in folders:
+        keys[folder.name] = key = fingerprint(assignment_key.encode(),
+                                              submission_fingerprint(folder / chapter).encode())
+        earlier = None if fresh else finished_before(course, chapter, folder.name, key)
+        if earlier is not None:
+            results[folder.name], resumed = earlier, resumed + 1
+            continue
         result, notebook = prepare(assignment, folder)
         results[result.student] = result
         if notebook is None:
+            commit(course, assignment, result, guard, key)
             progress(result)
         else:
             tasks[result.student] = notebook
+    if resumed and verbose:
+        print(f"{resumed} submission(s) unchanged since an earlier run: kept their results "
+              f"(--fresh grades them again)", flush=True)
+        progress.done += resumed
+    pending = set(tasks)  # what has no result yet: the CSV lists everyone else
+
+    def save_csv():
+        write_csv(course.grades_csv(chapter), assignment,
+                  [results[s] for s in sorted(results) if s not in pending])
+
+    running = run_tasks(tasks, files, chapter, timeout, memory_mb, jobs, scheduler)
     try:
-        for student, outcome in run_tasks(tasks, autograder_files(root), chapter, timeout, memory_mb,
-                                          jobs, scheduler):
-            progress(finish(results[student], outcome, assignment, memory_mb))
-    finally:
+        for student, outcome in running:
+            try:
+                finished = finish(results[student], outcome, assignment, memory_mb)
+            except Exception as err:  # noqa: BLE001 - one odd executed notebook is one failure
+                finished = results[student]
+                finished.status, finished.notebook = FAILED, None
+                finished.reason = f"grading error: {type(err).__name__}: {str(err)[:200]}"
+            commit(course, assignment, finished, guard, keys[student])
+            finished.notebook = None  # on disk now: a large class must not pile up in memory
+            pending.discard(student)
+            progress(finished)
+            save_csv()
+    except KeyboardInterrupt:
+        running.close()  # no queued submission starts, running ones are killed
         progress.close()
-    if gradebook.read_bytes() != snapshot:
-        gradebook.write_bytes(snapshot)
-        print("warning: the gradebook was changed while submissions ran; restored it "
-              "(see the flagged submissions)", flush=True)
+        save_csv()
+        raise Interrupted(len(results) - len(pending), len(pending), chapter) from None
+    finally:
+        running.close()
+        progress.close()
+    guard.check()
     ordered = [results[s] for s in sorted(results)]
-    for r in ordered:
-        if r.notebook is not None:
-            out = course.autograded(r.student, chapter)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(r.notebook, out)
-            write_html(feedback_notebook(r.notebook, assignment, r),
-                       course.feedback(r.student, chapter))
-    record_gradebook(root, assignment, ordered)
     write_csv(course.grades_csv(chapter), assignment, ordered)
     return ordered
 

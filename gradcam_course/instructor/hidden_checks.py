@@ -22,13 +22,15 @@ from .layout import CHAPTER_ENV, Course, module_name
 
 
 def current_chapter(course: Course, cwd: str | os.PathLike | None = None) -> str:
-    """The chapter being run: ``GRADCAM_COURSE_CHAPTER``, else the working folder's name."""
+    """The chapter being run: the working folder's name when it is a chapter's (a leftover
+    variable must not make one chapter load another's checks), else ``GRADCAM_COURSE_CHAPTER``
+    (the grader's scratch folder has no chapter name)."""
+    here = Path(cwd or os.getcwd()).resolve()
+    if (course.autograder / "checks" / f"{module_name(here.name)}.py").is_file():
+        return here.name
     chapter = os.environ.get(CHAPTER_ENV)
     if chapter:
         return chapter
-    here = Path(cwd or os.getcwd()).resolve()
-    if here.name in course.chapters() or (course.autograder / "checks" / f"{module_name(here.name)}.py").is_file():
-        return here.name
     raise LookupError(f"Cannot tell which chapter runs in {here}: run the notebook from its "
                       f"chapter folder, or set {CHAPTER_ENV} (e.g. 01_mnist_lenet).")
 

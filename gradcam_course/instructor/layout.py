@@ -4,8 +4,9 @@ A chapter has one name, its folder's (``03_resnet_covid_ct``): ``solutions/<name
 ``notebooks/<name>/``, ``submitted/<student>/<name>/`` and the book page ``book/chapters/<name>``.
 Python modules cannot start with a digit, so the chapter's modules take the same name with
 ``ch`` in front: ``autograder/reference/ch03_resnet_covid_ct.py`` (reference solutions),
-``autograder/checks/ch03_resnet_covid_ct.py`` (hidden checks) and
-``tests/test_ch03_resnet_covid_ct.py`` (their tests). The helper package's dataset module is
+``autograder/checks/ch03_resnet_covid_ct.py`` (hidden checks), ``tests/variants/ch03_resnet_covid_ct.py``
+(student answers, right and wrong, run against the checks by ``tests/test_checks.py``) and, where a
+chapter's reference has tests of its own, ``tests/test_reference_ch01_mnist_lenet.py`` and the like. The helper package's dataset module is
 the one the chapter's name ends with (``mnist``, ``imagenet``, ``ct``, ``pcam``; chapter 5
 reuses ``ct``).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 #: The course folder, for code that runs outside it (nbgrader's kernels, a grader's scratch).
 ROOT_ENV = "GRADCAM_COURSE_ROOT"
@@ -28,11 +30,13 @@ CHAPTER_ENV = "GRADCAM_COURSE_CHAPTER"
 #: Functions of the helper package that are an exercise's answer in one chapter: later chapters
 #: use the finished versions, but in the chapter that asks for them a submission that calls or
 #: imports them loses the exercise's points (the checks refuse them) and is flagged.
-PACKAGE_ANSWERS: dict[str, dict[str, str]] = {
-    "03_resnet_covid_ct": {"pointing_game": "gradcam_course.metrics.pointing_game",
-                           "energy_pointing_game": "gradcam_course.metrics.energy_pointing_game"},
-    "04_pcam_histology": {"insertion_deletion": "gradcam_course.metrics.insertion_deletion"},
-}
+PACKAGE_ANSWERS = MappingProxyType({  # read-only: a submission cannot empty it for the checks
+    "03_resnet_covid_ct": MappingProxyType({
+        "pointing_game": "gradcam_course.metrics.pointing_game",
+        "energy_pointing_game": "gradcam_course.metrics.energy_pointing_game"}),
+    "04_pcam_histology": MappingProxyType({
+        "insertion_deletion": "gradcam_course.metrics.insertion_deletion"}),
+})
 #: The words a refused call raises with; the grader flags a test cell whose error carries them.
 PACKAGE_ANSWER_REFUSED = "the helper package's answer to this exercise"
 
@@ -46,10 +50,11 @@ def is_course_root(path: Path) -> bool:
     return (path / "autograder" / "checks").is_dir()
 
 
-def find_root(start: str | os.PathLike | None = None) -> Path:
-    """``GRADCAM_COURSE_ROOT`` if set, else the first folder at or above ``start`` (default: the
-    working directory) that holds ``autograder/checks/``."""
-    env = os.environ.get(ROOT_ENV)
+def find_root(start: str | os.PathLike | None = None, from_env: bool = True) -> Path:
+    """``GRADCAM_COURSE_ROOT`` if set (and ``from_env``), else the first folder at or above
+    ``start`` (default: the working directory) that holds ``autograder/checks/``. The command
+    line passes ``from_env=False``: it acts on the course it is run in, whatever a shell exported."""
+    env = os.environ.get(ROOT_ENV) if from_env else None
     if env:
         root = Path(env).resolve()
         if not is_course_root(root):
@@ -72,8 +77,8 @@ class Course:
     root: Path
 
     @classmethod
-    def find(cls, start: str | os.PathLike | None = None) -> "Course":
-        return cls(find_root(start))
+    def find(cls, start: str | os.PathLike | None = None, from_env: bool = True) -> "Course":
+        return cls(find_root(start, from_env))
 
     def chapters(self) -> list[str]:
         """The chapters, in order: every ``solutions/<name>/`` that holds ``<name>.py``."""
@@ -119,6 +124,10 @@ class Course:
 
     def autograded(self, student: str, chapter: str) -> Path:
         return self.root / "autograded" / student / chapter / f"{chapter}.ipynb"
+
+    def grading_record(self, student: str, chapter: str) -> Path:
+        """What ``gradcam-course grade`` decided for one submission, written as soon as it knew."""
+        return self.root / "autograded" / student / chapter / "grading.json"
 
     def feedback(self, student: str, chapter: str) -> Path:
         return self.root / "feedback" / student / chapter / f"{chapter}.html"

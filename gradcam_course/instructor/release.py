@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .layout import ROOT_ENV, Course
+from .layout import CHAPTER_ENV, ROOT_ENV, Course
 
 HIDDEN_TESTS = re.compile(r"\n?[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*", re.S)
 COLAB = "https://colab.research.google.com"
@@ -63,9 +63,11 @@ def _jupytext(*args: str) -> None:
 def tool_env() -> dict[str, str]:
     """The environment for running nbgrader: it calls `alembic` by name when it creates a
     gradebook, so the venv's bin must be on PATH. The course's own config sets
-    GRADCAM_COURSE_ROOT, so an inherited one is dropped."""
+    GRADCAM_COURSE_ROOT, and the chapter comes from the notebook's folder, so inherited ones
+    are dropped."""
     env = dict(os.environ)
     env.pop(ROOT_ENV, None)
+    env.pop(CHAPTER_ENV, None)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
 

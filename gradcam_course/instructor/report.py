@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 
-from .grade import FAILED, FLAGGED, meta  # noqa: E402
+from .grade import FAILED, FLAGGED, from_spreadsheet_safe, meta  # noqa: E402
 from .layout import Course  # noqa: E402
 
 
@@ -28,7 +28,7 @@ def read_grades(root: Path, chapter: str) -> tuple[list[str], list[dict]]:
         raise FileNotFoundError(f"{path} is missing: run `gradcam-course grade {chapter}` first.")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        rows = list(reader)
+        rows = [{**row, "student": from_spreadsheet_safe(row["student"])} for row in reader]
         fields = reader.fieldnames or []
     tests = fields[fields.index("reason") + 1:fields.index("total")]
     return tests, rows
