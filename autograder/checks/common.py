@@ -39,7 +39,7 @@ def _package_answers(chapter: str) -> list:
         wanted |= {(source, name), (os.path.realpath(source), name)}
     if not wanted:
         return []
-    return [f for f in gc.get_objects() if isinstance(f, types.FunctionType)
+    return [f for f in gc.get_objects() if type(f) is types.FunctionType  # no __class__ tricks
             and (f.__code__.co_filename, f.__code__.co_name) in wanted]
 
 
