@@ -289,7 +289,7 @@ def test_package_answers_named_in_the_source():
 
 
 def test_refused_package_answer_is_reported_and_restored():
-    from autograder.checks.common import refusing_package_answers
+    from autograder.probes.common import refusing_package_answers
 
     from gradcam_course import metrics
     from gradcam_course.instructor.layout import PACKAGE_ANSWER_REFUSED
@@ -450,7 +450,7 @@ def test_package_answer_is_refused_however_it_is_reached(monkeypatch):
     import runpy
     import types
 
-    from autograder.checks.common import refusing_package_answers
+    from autograder.probes.common import refusing_package_answers
 
     from gradcam_course import metrics
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.checks.basic_models import SmallConvNet
-from autograder.checks.basic_models import randn_images as images
+from autograder.probes.basic_models import SmallConvNet
+from autograder.probes.basic_models import randn_images as images
 from autograder.reference import ch01_mnist_lenet as ref
 from gradcam_course.mnist import load_offline_digits
 from gradcam_course.mnist import LeNet

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from autograder.checks.basic_models import SmallVGG, photos
+from autograder.probes.basic_models import SmallVGG, photos
 from autograder.checks.common import assert_tensor, hook_count
 from autograder.reference import ch02_vgg16_imagenet as ref
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autograder.checks.basic_models import SmallResNet, randn_images
+from autograder.probes.basic_models import SmallResNet, randn_images
 from autograder.checks.common import assert_tensor, hook_count, refusing_package_answers
 from autograder.reference import ch03_resnet_covid_ct as ref
 

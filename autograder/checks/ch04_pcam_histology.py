@@ -8,8 +8,8 @@ import warnings
 
 import torch
 
-from autograder.checks.basic_models import OneLogitCNN
-from autograder.checks.basic_models import rand_images as images
+from autograder.probes.basic_models import OneLogitCNN
+from autograder.probes.basic_models import rand_images as images
 from autograder.checks.common import assert_tensor, hook_count, refusing_package_answers
 from autograder.reference import ch04_pcam_histology as ref
 

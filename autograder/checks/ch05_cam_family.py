@@ -14,8 +14,8 @@ import warnings
 import torch
 from torch import nn
 
-from autograder.checks.basic_models import FourClassCNN
-from autograder.checks.basic_models import rand_images as images
+from autograder.probes.basic_models import FourClassCNN
+from autograder.probes.basic_models import rand_images as images
 from autograder.checks.common import assert_tensor
 from autograder.reference import ch05_cam_family as ref
 from autograder.reference.ch01_mnist_lenet import capture_activations_and_gradients

@@ -1,91 +1,37 @@
-"""What the hidden checks of every chapter share: strict tensor comparison, hook counting, and
-the refusal of the helper package's finished answers in the chapter that asks for them."""
+"""What the hidden checks of every chapter share: strict tensor comparison and the pairing of
+a probe (run where the student's code runs) with its verdict (run here, with the reference)."""
 
 from __future__ import annotations
 
 import functools
-import gc
-import importlib
-import os
-import threading
-import types
 
 import torch
 
-from gradcam_course.instructor.layout import PACKAGE_ANSWERS
+from autograder.probes import plain
 
 
-def _refused(*args, **kwargs):
-    # Runs as the code of a package function, with that module's globals: builtins and literals
-    # only. The message carries layout.PACKAGE_ANSWER_REFUSED (gradcam-course grade flags on it).
-    frame = __import__("sys")._getframe(0)
-    qualname = f"{frame.f_globals['__name__']}.{frame.f_code.co_name}"
-    raise AssertionError(f"Your function uses {qualname}, the helper package's answer to this "
-                         "exercise: write your own (gradcam-course grade flags this).")
+def paired(probe):
+    """Decorate a verdict ``verdict(seen)`` into the check ``check(student_function)``.
 
-
-_SWAP_LOCK = threading.RLock()
-_swapped: dict = {}  # function → its own code, while refused (nested calls share one swap)
-
-
-def _package_answers(chapter: str) -> list:
-    """Every live function whose code is one of the chapter's package answers, recognised by the
-    file and name of its code: the module's own function, an alias, a decoy's hidden original,
-    and copies (``types.FunctionType(f.__code__, …)``, ``importlib.reload``, ``runpy``)."""
-    wanted = set()
-    for qualname in PACKAGE_ANSWERS.get(chapter, {}).values():
-        module_name, name = qualname.rsplit(".", 1)
-        source = importlib.import_module(module_name).__file__
-        wanted |= {(source, name), (os.path.realpath(source), name)}
-    if not wanted:
-        return []
-    return [f for f in gc.get_objects() if type(f) is types.FunctionType  # no __class__ tricks
-            and (f.__code__.co_filename, f.__code__.co_name) in wanted]
-
-
-def _plain(value):
-    """The result as plain containers, read while the refusal holds: a dict (or tuple) subclass
-    that computes its items when they are read must compute them now."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in dict.items(value)}
-    if isinstance(value, tuple) and type(value) is not tuple:
-        return tuple(_plain(v) for v in tuple.__iter__(value))
-    return value
-
-
-def refusing_package_answers(student_function, chapter: str):
-    """``student_function`` wrapped so that, while it runs, the helper package's versions of the
-    chapter's answers (``PACKAGE_ANSWERS``) raise instead of answering.
-
-    The package function's code object is swapped, so an alias (``from … import pointing_game
-    as pg``), an ``importlib``/``getattr`` spelling or the package function handed in as the
-    student's own are all refused; the reference, called outside the wrapper, is unaffected.
-    This runs in the student's kernel: see the instructor guide for what it cannot stop.
+    Called directly (plain ``nbgrader autograde``, the tests) the check runs the probe here and
+    sends what it saw through the same plain-data round trip as ``gradcam-course grade``, which
+    instead runs ``check.probe`` in the student's sandboxed kernel and ``check.verdict`` in the
+    grader, so both paths decide on exactly the same data.
     """
-    @functools.wraps(student_function)
-    def call(*args, **kwargs):
-        with _SWAP_LOCK:
-            mine = [f for f in _package_answers(chapter) if f not in _swapped]
-            try:
-                for f in mine:
-                    code = f.__code__
-                    refused = _refused.__code__.replace(co_name=code.co_name)
-                    if hasattr(code, "co_qualname"):  # Python 3.11+
-                        refused = refused.replace(co_qualname=code.co_qualname)
-                    _swapped[f] = code
-                    f.__code__ = refused
-                return _plain(student_function(*args, **kwargs))
-            finally:
-                for f in reversed(mine):
-                    if f in _swapped:
-                        f.__code__ = _swapped.pop(f)
+    def wrap(verdict):
+        @functools.wraps(verdict)
+        def check(student_function):
+            return verdict(plain.loads(plain.dumps(probe(student_function))))
 
-    return call
+        check.probe, check.verdict = probe, verdict
+        return check
+
+    return wrap
 
 
 def assert_tensor(name, got, expected, atol=1e-5, hint=""):
-    """A real torch.Tensor (not a subclass that lies in __eq__), same shape, finite, close."""
-    assert type(got) is torch.Tensor, f"{name} must be a torch.Tensor, got {type(got).__name__}."
+    """A real torch.Tensor (not an array, not a subclass), same shape, finite, close."""
+    assert type(got) is torch.Tensor, f"{name} must be a torch.Tensor, got {_type_name(got)}."
     assert tuple(got.shape) == tuple(expected.shape), (
         f"{name} has shape {tuple(got.shape)}, expected {tuple(expected.shape)}. {hint}")
     got = got.detach().float().cpu()
@@ -94,10 +40,11 @@ def assert_tensor(name, got, expected, atol=1e-5, hint=""):
     assert diff <= atol, f"{name} differs from the reference by {diff:.3g} (max abs). {hint}"
 
 
-def hook_count(model):
-    """Hooks of every kind on every module of the model."""
-    count = 0
-    for m in model.modules():
-        count += len(m._forward_hooks) + len(m._forward_pre_hooks)
-        count += len(m._backward_hooks) + len(getattr(m, "_backward_pre_hooks", {}))
-    return count
+def _type_name(value) -> str:
+    if isinstance(value, plain.Other):
+        return value.type_name.rsplit(".", 1)[-1]
+    return type(value).__name__
+
+
+# Until every chapter's checks are split into probe + verdict, the old names stay importable.
+from autograder.probes.common import hook_count, refusing_package_answers  # noqa: E402,F401
