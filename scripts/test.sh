@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
+bash scripts/setup_sandbox.sh
 source .venv/bin/activate
 export GRADCAM_COURSE_DATA=offline MPLBACKEND=Agg PYDEVD_DISABLE_FILE_VALIDATION=1
 python -m pytest "$@"

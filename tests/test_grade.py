@@ -6,6 +6,7 @@ import csv
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -20,6 +21,7 @@ CHAPTER = "01_mnist_lenet"
 POINTS = graded_points(CHAPTER)
 FULL = sum(POINTS.values())  # automatic points of chapter 1
 TIMEOUT = 60  # seconds per submission (a right one takes ~7 s): the infinite loop costs this much
+ATTACKER = "gradcam-course-test-background-attacker"  # on the attacker's command line
 
 
 def class_of(release, sol):
@@ -56,6 +58,33 @@ def class_of(release, sol):
         "many_prints": make_submission(release, sol, {"weights_solution": weights
                                                       + "\n\nfor _ in range(1000):\n    print('z' * 50_000)\n"}),
         "=1+2": make_submission(release, sol),  # a student id that a spreadsheet would run
+        "fake_oom": make_submission(release, sol, {"weights_solution": zero
+                                                   + "\n\nraise MemoryError('out of memory, honest')\n"}),
+        # What beat the checks while they ran in the student's kernel, spelled so that no
+        # pattern of the pre-scan sees it: the checks and the reference are not in the sandbox.
+        "obfuscated_patch": make_submission(release, sol, {"weights_solution": zero + (
+            "\n\nimport importlib\ntry:\n    _m = importlib.import_module('auto' + 'grader.che' + 'cks.com' + 'mon')\n"
+            "    _m.assert_tensor = lambda *a, **k: None\nexcept ImportError as _e:\n    print(_e)\n")}),
+        "calls_reference": make_submission(release, sol, {"weights_solution": (
+            "import importlib\n\n\ndef gradcam_weights(gradients):\n"
+            "    ref = importlib.import_module('auto' + 'grader.refer' + 'ence.ch01_mnist_lenet')\n"
+            "    return ref.gradcam_weights(gradients)\n")}),
+        # forges what the grader's probe reports, for every check from here on
+        "forged_probe": make_submission(release, sol, {"weights_solution": zero + (
+            "\n\nimport importlib\n_r = importlib.import_module('autograder.probes.run')\n"
+            "_r.run = lambda module, probe, function, path: open(path, 'w').write('{\"__dict__\": []}')\n")}),
+        # a detached process that outlives its kernel and attacks every notebook it can find
+        "background_attacker": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nimport subprocess, sys\n_attack = '''\nimport glob, os, time\nfor _ in range(900):\n"
+            "    for p in glob.glob('/tmp/**/*.ipynb', recursive=True) + glob.glob('/proc/*/cwd/**/*.ipynb', recursive=True):\n"
+            "        try:\n            open(p, 'w').write('{}')\n        except OSError:\n            pass\n"
+            "    time.sleep(0.1)\n'''\nsubprocess.Popen([sys.executable, '-c', _attack, '" + ATTACKER + "'], "
+            "start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n")}),
+        # kills every process it can signal: its grader, classmates' kernels, the test runner
+        "kills_everyone": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nimport os, signal\nfor _pid in range(1, 100_000):\n    if _pid != os.getpid():\n"
+            "        try:\n            os.kill(_pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")}),
         "writes_gradebook": make_submission(release, sol, {"weights_solution": weights + (
             "\n\nimport glob, sqlite3\nfor _p in glob.glob('/tmp/*/*/*/gradebook.db') + "
             "glob.glob('/tmp/*/*/*/*/gradebook.db') + glob.glob('../../../gradebook.db'):\n"
@@ -114,7 +143,7 @@ def test_every_student_folder_has_a_row(graded):
 
 
 @pytest.mark.parametrize("student", ["right", "renamed_file", "stderr_noise", "huge_output",
-                                     "many_prints", "'=1+2"])
+                                     "many_prints", "'=1+2", "memory_hog", "background_attacker"])
 def test_right_answers_keep_every_point(graded, student):
     row = graded["rows"][student]
     assert row["status"] == "graded", row["reason"]
@@ -142,17 +171,48 @@ def test_cheats_lose_the_points_and_are_flagged(graded, student, pattern):
 
 
 def test_an_input_transformer_is_flagged(graded):
-    """It rewrites the test cells inside the kernel, hidden checks included, so its points
-    cannot be trusted either way: the flag sends it to a person."""
+    """It rewrites the test cells inside the kernel, but the hidden checks' verdicts run in the
+    grader: the zero weights still lose their points, and the flag sends it to a person. (Its
+    stripping also breaks a multi-line visible assert elsewhere: that cell's points are lost in
+    the kernel, which can cost a student points but never earn them.)"""
     row = graded["rows"]["strip_asserts"]
     assert row["status"] == "flagged" and "transformers" in row["reason"]
+    assert points(row)["test_weights"] == 0 and points(row)["test_map"] == POINTS["test_map"]
+
+
+@pytest.mark.parametrize("student", ["obfuscated_patch", "calls_reference", "fake_oom"])
+def test_cheats_the_prescan_misses_still_lose_the_points(graded, student):
+    """Patching the checks or calling the reference needs them in the kernel, and they are not
+    there; a MemoryError the student raises is an error in that cell, not a status."""
+    row = graded["rows"][student]
+    assert row["status"] == "graded", row["reason"]
+    assert points(row) == {**POINTS, "test_weights": 0}
+
+
+def test_a_forged_probe_earns_nothing(graded):
+    row = graded["rows"]["forged_probe"]
+    assert row["status"] == "flagged" and "autograder" in row["reason"]
+    after = list(POINTS)[list(POINTS).index("test_weights"):]  # every check run after the forgery
+    assert points(row) == {g: (0 if g in after else p) for g, p in POINTS.items()}
+    page = (graded["dir"] / "feedback" / "forged_probe" / CHAPTER / f"{CHAPTER}.html").read_text()
+    assert "KeyError" in page
+
+
+def test_what_a_submission_starts_dies_with_it_and_harms_no_one(graded):
+    left = subprocess.run(["pgrep", "-f", ATTACKER], capture_output=True, text=True).stdout.strip()
+    assert left == "", f"the background attacker outlived its kernel: pids {left}"
+    row = graded["rows"]["kills_everyone"]
+    assert row["status"] == "failed" and "kernel died" in row["reason"]
+    for student, r in graded["rows"].items():  # every honest classmate's notebook was graded
+        if r["status"] != "failed":
+            assert (graded["dir"] / "autograded" / grading.from_spreadsheet_safe(student) / CHAPTER
+                    / f"{CHAPTER}.ipynb").stat().st_size > 10_000, student
 
 
 @pytest.mark.parametrize("student,reason", [
     ("duplicated_cell", "duplicated cells: weights_solution"),
     ("edited_schema", "edited metadata"), ("invalid_json", "invalid notebook"),
-    ("no_notebook", "no notebook"), ("infinite_loop", "timeout"), ("kernel_dies", "kernel died"),
-    ("memory_hog", "out of memory (limit 8192 MB): cell 'weights_solution' raised MemoryError")])
+    ("no_notebook", "no notebook"), ("infinite_loop", "timeout"), ("kernel_dies", "kernel died")])
 def test_broken_submissions_fail_with_a_reason_not_a_zero(graded, student, reason):
     row = graded["rows"][student]
     assert row["status"] == "failed" and reason in row["reason"]
@@ -166,7 +226,8 @@ def test_hostile_submission_changes_no_grade(graded):
         row = graded["rows"][student]
         assert row["status"] == "flagged" and "gradebook" in row["reason"]
         assert points(row) == POINTS  # its own answers are right
-    assert "the gradebook was changed or deleted while submissions ran; restored it" in graded["stdout"]
+    # the sandbox has no gradebook to find: the guard never had to restore it
+    assert "restored it" not in graded["stdout"]
     with Gradebook(f"sqlite:///{graded['dir'] / 'gradebook.db'}") as gb:
         for student, r in graded["rows"].items():
             nb = gb.find_submission_notebook(CHAPTER, CHAPTER, grading.from_spreadsheet_safe(student))
@@ -249,6 +310,34 @@ def test_dask_cluster_gives_the_same_grades(graded, root, tmp_path):
     assert len(wanted) == len(DASK_STUDENTS) + 1
     assert (course / f"grades_{CHAPTER}.csv").read_text().splitlines() == wanted
     assert (course / "feedback" / "wrong_map" / CHAPTER / f"{CHAPTER}.html").is_file()
+
+
+def test_without_a_sandbox_it_refuses_or_says_so(root, tmp_path):
+    """bwrap not on PATH: the command refuses and names the way out; --no-sandbox grades with
+    the same verdicts and says NOT SANDBOXED in the CSV, on the console and in the report."""
+    import os
+
+    course = temp_course(root, tmp_path / "nosandbox")
+    source = nbformat.read(course / "solutions" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    release = nbformat.read(course / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    write_submission(course, "right", make_submission(release, solution_code(source)), CHAPTER)
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # no /usr/bin: no bwrap
+    command = [sys.executable, "-m", "gradcam_course.instructor.cli", "grade", CHAPTER,
+               "--timeout", str(TIMEOUT)]
+    refused = subprocess.run(command, cwd=course, env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2
+    assert "Cannot sandbox the submissions here" in refused.stderr and "--no-sandbox" in refused.stderr
+    assert not (course / f"grades_{CHAPTER}.csv").exists()
+    graded = subprocess.run(command + ["--no-sandbox"], cwd=course, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert graded.returncode == 0, graded.stdout[-2000:] + graded.stderr[-2000:]
+    assert "NOT SANDBOXED" in graded.stdout
+    with open(course / f"grades_{CHAPTER}.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["sandbox"] == "NOT SANDBOXED" and row["status"] == "graded" and float(row["total"]) == FULL
+    subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "report", CHAPTER],
+                   cwd=course, env=env, check=True, capture_output=True, timeout=300)
+    assert "NOT SANDBOXED" in (course / "reports" / CHAPTER / "index.html").read_text()
 
 
 def test_unreachable_scheduler_is_a_clear_error(root, tmp_path):

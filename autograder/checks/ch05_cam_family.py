@@ -1,43 +1,21 @@
-"""Hidden checks of chapter 5. Each builds its own seeded inputs (a small multi-class CNN whose
-target layers are followed by an in-place ReLU or feed a convolution, and random tensors with
-negative values and exact zeros; non-square grids, batch > 1) and compares the student's function
-with the reference; an AssertionError message tells the student what went wrong."""
+"""Hidden checks of chapter 5. Each verdict rebuilds its probe's seeded inputs (a small
+multi-class CNN whose target layers are followed by an in-place ReLU or feed a convolution, and
+random tensors with negative values and exact zeros; non-square grids, batch > 1), computes the
+reference here and compares it with what the probe saw the student's function return; an
+AssertionError message tells the student what went wrong."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import math
-import warnings
-
 
 import torch
 from torch import nn
 
-from autograder.probes.basic_models import FourClassCNN
-from autograder.probes.basic_models import rand_images as images
-from autograder.checks.common import assert_tensor
+from autograder.checks.common import _type_name, assert_tensor, paired
+from autograder.probes import ch05_cam_family as probe
 from autograder.reference import ch05_cam_family as ref
-from autograder.reference.ch01_mnist_lenet import capture_activations_and_gradients
-
-warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
-
-
-def _captured(layer_index, seed, classes, n=3, h=14, w=18):
-    """(activations, gradients) of a FourClassCNN layer, as chapter 1's capture returns them."""
-    model = FourClassCNN(seed=seed)
-    acts, grads, _ = capture_activations_and_gradients(
-        model, model.features[layer_index], images(n, h, w, seed + 1), classes)
-    return acts, grads
-
-
-def _random_pair(seed, n=2, k=6, h=5, w=7, zeros=0.3):
-    """Signed activations, signed gradients with a share of exact zeros."""
-    g = torch.Generator().manual_seed(seed)
-    acts = torch.randn(n, k, h, w, generator=g) + 0.3
-    grads = torch.randn(n, k, h, w, generator=g) * 0.5
-    grads = grads * (torch.rand(n, k, h, w, generator=g) > zeros)
-    return acts, grads
 
 
 def _scaled_atol(expected, rel=1e-5):
@@ -49,6 +27,13 @@ def _unchanged(name, tensors, before):
         assert torch.equal(now, then), (
             f"{name} changed the {what} it was given (an in-place operation such as relu_, "
             "clamp_ or -=): work on new tensors.")
+
+
+def _left(case, *names):
+    """The inputs as the student's call left them (what the probe saw), as tensors."""
+    tensors = tuple(case[name] for name in names)
+    assert all(type(t) is torch.Tensor for t in tensors), "internal error: the probe sent no inputs."
+    return tensors
 
 
 def _normalised(maps):
@@ -89,38 +74,25 @@ PLUSPLUS_HINT = ("w_k = Σ_ij α_ij · ReLU(g_ij) (a sum over the positions, not
                  "is the sum of channel k's activations over the whole grid; α = 0 where g = 0.")
 
 
-def _plusplus_inputs():
-    # A conv followed by an in-place ReLU: exact zeros in the gradient, mixed targets.
-    yield "FourClassCNN activations and gradients", *_captured(4, seed=0, classes=[0, 2, 3])
-    # Signed gradients, so that ReLU(g) matters, and positive activations, so that Σ A > 0.
-    g = torch.Generator().manual_seed(11)
-    acts = torch.rand(3, 5, 6, 7, generator=g) * 2
-    grads = torch.randn(3, 5, 6, 7, generator=g) * 0.4
-    grads[torch.rand(3, 5, 6, 7, generator=g) < 0.2] = 0.0
-    yield "random activations and gradients", acts, grads
-
-
-def check_plusplus_values(gradcam_plusplus_weights):
-    for label, acts, grads in _plusplus_inputs():
-        before = (acts.clone(), grads.clone())
-        got = gradcam_plusplus_weights(acts, grads)
+@paired(probe.probe_plusplus_values)
+def check_plusplus_values(seen):
+    for (label, acts0, grads0), case in zip(probe.plusplus_inputs(), seen["cases"], strict=True):
+        got = case["result"]
+        acts, grads = _left(case, "activations", "gradients")
         want = ref.gradcam_plusplus_weights(acts, grads)
         assert_tensor(f"Grad-CAM++ weights ({label}, shape (N, K))", got, want,
                       atol=_scaled_atol(want), hint=PLUSPLUS_HINT)
-        _unchanged("gradcam_plusplus_weights", (acts, grads), before)
+        _unchanged("gradcam_plusplus_weights", (acts, grads), (acts0, grads0))
         _agrees_with_pytorch_grad_cam(f"the Grad-CAM++ map ({label})",
                                       (got[:, :, None, None] * acts).sum(1), "GradCAMPlusPlus",
                                       acts, grads)
 
 
-def check_plusplus_zero_gradients(gradcam_plusplus_weights):
+@paired(probe.probe_plusplus_zero_gradients)
+def check_plusplus_zero_gradients(seen):
     """Many exact zeros and whole zero channels: 0/0 must not leak into the weights."""
-    acts, grads = _random_pair(seed=21, n=3, k=6, h=4, w=9, zeros=0.6)
-    grads[0, 1] = 0.0
-    grads[2, [0, 4]] = 0.0
-    acts[1, 3] = 0.0
-    grads[1, 3] = 0.0  # a dead channel: zero activations and zero gradients
-    got = gradcam_plusplus_weights(acts, grads)
+    acts, grads = probe.zero_gradient_inputs()
+    got = seen["weights"]
     want = ref.gradcam_plusplus_weights(acts, grads)
     assert type(got) is torch.Tensor and bool(torch.isfinite(got).all()), (
         "Grad-CAM++ weights contain NaN or inf where the gradient is 0: without eps, "
@@ -132,16 +104,11 @@ def check_plusplus_zero_gradients(gradcam_plusplus_weights):
 
 # --- exercises 2 and 3: element-wise maps -------------------------------------------------------
 
-def _map_inputs():
-    # A BatchNorm output feeding a conv: signed activations, gradients varying over the grid.
-    yield "FourClassCNN activations and gradients", *_captured(7, seed=2, classes=[1, 3, 0], h=12, w=16)
-    yield "random activations and gradients", *_random_pair(seed=31, n=3, k=6, h=5, w=7)
-
-
-def check_hirescam(hirescam_map):
-    for label, acts, grads in _map_inputs():
-        before = (acts.clone(), grads.clone())
-        got = hirescam_map(acts, grads)
+@paired(probe.probe_hirescam)
+def check_hirescam(seen):
+    for (label, acts0, grads0), case in zip(probe.map_inputs(), seen["cases"], strict=True):
+        got = case["result"]
+        acts, grads = _left(case, "activations", "gradients")
         want = ref.hirescam_map(acts, grads)
         if type(got) is torch.Tensor and got.shape == want.shape and bool(torch.isfinite(got).all()):
             assert float(got.min()) >= 0, (
@@ -152,14 +119,15 @@ def check_hirescam(hirescam_map):
                            "activation (no averaging of the gradient over the grid, that is "
                            "Grad-CAM), summed over the channels, and one ReLU on that sum, "
                            "not on each product.")
-        _unchanged("hirescam_map", (acts, grads), before)
+        _unchanged("hirescam_map", (acts, grads), (acts0, grads0))
         _agrees_with_pytorch_grad_cam(f"the HiResCAM map ({label})", got, "HiResCAM", acts, grads)
 
 
-def check_layercam(layercam_map):
-    for label, acts, grads in _map_inputs():
-        before = (acts.clone(), grads.clone())
-        got = layercam_map(acts, grads)
+@paired(probe.probe_layercam)
+def check_layercam(seen):
+    for (label, acts0, grads0), case in zip(probe.map_inputs(), seen["cases"], strict=True):
+        got = case["result"]
+        acts, grads = _left(case, "activations", "gradients")
         want = ref.layercam_map(acts, grads)
         if type(got) is torch.Tensor and got.shape == want.shape and bool(torch.isfinite(got).all()):
             assert float(got.min()) >= 0, (
@@ -170,7 +138,7 @@ def check_layercam(layercam_map):
                       hint="L = ReLU(Σ_k ReLU(g^k) ⊙ A^k): only the positive gradients, position "
                            "by position, times the activations, summed over the channels, then "
                            "the outer ReLU.")
-        _unchanged("layercam_map", (acts, grads), before)
+        _unchanged("layercam_map", (acts, grads), (acts0, grads0))
         _agrees_with_pytorch_grad_cam(f"the LayerCAM map ({label})", got, "LayerCAM", acts, grads)
 
 
@@ -183,53 +151,39 @@ SCORECAM_HINT = ("Each channel upsampled to the image size with F.interpolate(..
                  "softmax over the channels (dim=1), one distribution per image.")
 
 
-def _scorecam_setup(seed, n=3, h=14, w=18):
-    """A FourClassCNN, images, and the activations of features[4] (smaller than the images), with one
-    all-zero channel."""
-    model, x = FourClassCNN(seed=seed), images(n, h, w, seed + 1)
-    acts, _, _ = capture_activations_and_gradients(model, model.features[4], x, 0)
-    acts[1, 2] = 0.0
-    return model, x, acts
-
-
-def check_scorecam_values(scorecam_weights):
-    model, x, acts = _scorecam_setup(seed=40)
-    before = (acts.clone(), x.clone())
-    n, k = acts.shape[:2]
-    cases = (([2, 0, 3], {"batch_size": 3}), (1, {"batch_size": 5}),
-             (torch.tensor([3, 1, 1]), {}), (None, {"batch_size": 64}))
-    for class_idx, kwargs in cases:
-        got = scorecam_weights(model, x, acts, class_idx, **kwargs)
+@paired(probe.probe_scorecam_values)
+def check_scorecam_values(seen):
+    model, x0, acts0 = probe.scorecam_setup(probe.SCORECAM_VALUES_SEED)
+    n, k = acts0.shape[:2]
+    for (class_idx, kwargs), case in zip(probe.scorecam_value_cases(), seen["cases"], strict=True):
+        got = case["result"]
+        acts, x = _left(case, "activations", "images")
         want = ref.scorecam_weights(model, x, acts, class_idx, kwargs.get("batch_size", 64))
         size = kwargs.get("batch_size", "the default 64")
         assert_tensor(f"Score-CAM weights for class_idx={class_idx!r}, batch_size={size} "
                       f"(N={n} images, K={k} channels)", got, want, atol=1e-5,
                       hint=SCORECAM_HINT)
-        _unchanged("scorecam_weights", (acts, x), before)
+        _unchanged("scorecam_weights", (acts, x), (acts0, x0))
         if isinstance(class_idx, list):
             _agrees_with_pytorch_grad_cam(
                 "the Score-CAM map", (got[:, :, None, None] * acts).sum(1), "ScoreCAM", acts,
                 torch.zeros_like(acts), model=model, images=x, classes=class_idx)
-    assert not any(p.grad is not None for p in model.parameters()), (
+    assert seen["grads_none"] is True, (
         "scorecam_weights left gradients in the model's parameters: Score-CAM needs no backward "
         "pass, run it under torch.inference_mode().")
 
 
-def check_scorecam_batches(scorecam_weights):
-    model, x, acts = _scorecam_setup(seed=50)
+@paired(probe.probe_scorecam_batches)
+def check_scorecam_batches(seen):
+    """No forward pass with gradients, none larger than batch_size, about K / batch_size per
+    image; the weights of the same calls must be right too."""
+    model, x, acts = probe.scorecam_setup(probe.SCORECAM_BATCHES_SEED)
     n, k = acts.shape[:2]
-    calls: list[tuple[int, bool]] = []
-
-    def record(module, inputs):
-        calls.append((inputs[0].shape[0], torch.is_grad_enabled()))
-
-    for class_idx, batch_size in (([1, 3, 0], 3), (None, 5)):
-        calls.clear()
-        handle = model.register_forward_pre_hook(record)
-        try:
-            got = scorecam_weights(model, x, acts, class_idx, batch_size=batch_size)
-        finally:
-            handle.remove()
+    for (class_idx, batch_size), case in zip(probe.scorecam_batch_cases(), seen["cases"], strict=True):
+        got, calls = case["result"], case["calls"]
+        assert isinstance(calls, list) and all(
+            isinstance(c, tuple) and len(c) == 2 and type(c[0]) is int and type(c[1]) is bool
+            for c in calls), "internal error: the probe sent no forward passes."
         assert calls, "scorecam_weights never called the model."
         assert not any(grad for _, grad in calls), (
             "a forward pass of scorecam_weights ran with gradients enabled: Score-CAM needs no "
@@ -256,36 +210,14 @@ EIGEN_HINT = ("Rows are the h·w positions, columns the K channels: X = activati
               "to (h, w), before any ReLU.")
 
 
-def _eigen_activations(seed, n, k=6, h=5, w=7):
-    """Activations with a large per-channel offset, one dominant direction of variation and a
-    little noise: the first singular value is far from the second, so v1 is stable."""
-    g = torch.Generator().manual_seed(seed)
-    offset = torch.rand(n, k, 1, 1, generator=g) * 4 + 1
-    u = torch.randn(n, k, 1, 1, generator=g)
-    u = u / u.norm(dim=1, keepdim=True)
-    pattern = torch.randn(n, 1, h, w, generator=g)
-    return offset + 3 * u * pattern + 0.1 * torch.randn(n, k, h, w, generator=g)
-
-
-def _raw_svd_correlation(acts):
-    """Σ (X v1) · Σ_k A^k with v1 as torch.linalg.svd returns it (sign left to chance), and that
-    sum relative to the norms (a cosine)."""
-    x = acts.flatten(2).transpose(1, 2)
-    x = x - x.mean(dim=1, keepdim=True)
-    _, _, vh = torch.linalg.svd(x, full_matrices=False)
-    proj = (x @ vh[:, 0, :, None])[..., 0]
-    summed = acts.sum(dim=1).flatten(1)
-    summed = summed - summed.mean(dim=1, keepdim=True)
-    return (proj * summed).sum(1) / (proj.norm(dim=1) * summed.norm(dim=1))
-
-
-def check_eigencam_values(eigencam_map):
+@paired(probe.probe_eigencam_values)
+def check_eigencam_values(seen):
     """The projection up to its sign (the sign is graded by check_eigencam_sign)."""
-    acts = _eigen_activations(seed=60, n=3, k=6, h=5, w=7)
-    before = acts.clone()
-    got = eigencam_map(acts)
+    before = probe.eigen_values_input()
+    got = seen["map"]
+    (acts,) = _left(seen, "activations")
     want = ref.eigencam_map(acts)
-    assert type(got) is torch.Tensor, f"eigencam_map must return a torch.Tensor, got {type(got).__name__}."
+    assert type(got) is torch.Tensor, f"eigencam_map must return a torch.Tensor, got {_type_name(got)}."
     assert tuple(got.shape) == tuple(want.shape), (
         f"the EigenCAM map has shape {tuple(got.shape)}, expected (N, h, w) = {tuple(want.shape)}.")
     got = got.detach().float()
@@ -306,25 +238,15 @@ def check_eigencam_values(eigencam_map):
         "centre a new tensor, x = x - x.mean(...).")
 
 
-def _sign_batch():
-    """Six activations: three where the SVD's own sign gives a map that correlates negatively with
-    the channel-summed activation, three where it correlates positively (clearly, |cos| > 0.5)."""
-    pool = _eigen_activations(seed=70, n=24, k=6, h=6, w=5)
-    cos = _raw_svd_correlation(pool)
-    negative = [i for i in range(len(pool)) if cos[i] < -0.5][:3]
-    positive = [i for i in range(len(pool)) if cos[i] > 0.5][:3]
-    order = [i for pair in zip(negative, positive) for i in pair]
-    return pool[order]
-
-
-def check_eigencam_sign(eigencam_map):
-    acts = _sign_batch()
-    cos = _raw_svd_correlation(acts)
+@paired(probe.probe_eigencam_sign)
+def check_eigencam_sign(seen):
+    acts = probe.sign_batch()
+    cos = probe.raw_svd_correlation(acts)
     # a guard: the batch must contain both signs, or this check would grade nothing
     assert len(acts) == 6 and int((cos < 0).sum()) == 3 and int((cos > 0).sum()) == 3, (
         "internal error of the check: torch.linalg.svd gave no sign flip on its test inputs; "
         "please tell the course staff.")
-    got = eigencam_map(acts)
+    got = seen["map"]
     want = ref.eigencam_map(acts)
     if type(got) is torch.Tensor and got.shape == want.shape:
         summed = acts.sum(dim=1)

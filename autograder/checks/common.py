@@ -44,7 +44,3 @@ def _type_name(value) -> str:
     if isinstance(value, plain.Other):
         return value.type_name.rsplit(".", 1)[-1]
     return type(value).__name__
-
-
-# Until every chapter's checks are split into probe + verdict, the old names stay importable.
-from autograder.probes.common import hook_count, refusing_package_answers  # noqa: E402,F401

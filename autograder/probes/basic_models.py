@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -105,6 +104,8 @@ class SmallResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, 8, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(8)
         self.relu = nn.ReLU(inplace=True)
+        from torchvision.models.resnet import BasicBlock  # here: importing torchvision costs seconds
+
         self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8))
         down = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
         self.layer2 = nn.Sequential(BasicBlock(8, 16, stride=2, downsample=down), BasicBlock(16, 16))

@@ -36,7 +36,7 @@ class MalformedResult(Exception):
 
 
 def _array(kind: str, array: np.ndarray, **extra) -> dict:
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array)  # tobytes() is C order whatever the strides
     if array.dtype.name not in DTYPES:
         array = array.astype(np.float64 if array.dtype.kind in "fc" else np.int64)
     return {"__array__": kind, "dtype": array.dtype.name, "shape": list(array.shape),

@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     grd.add_argument("--fresh", action="store_true", help="grade every submission again, also "
                      "those unchanged since a run that finished them (by default they keep their "
                      "results, so an interrupted run resumes where it stopped)")
+    grd.add_argument("--no-sandbox", action="store_true", help="run the kernels without the OS "
+                     "sandbox (bubblewrap) where it cannot start: every student's code then runs as "
+                     "you, with your files and the network in reach; the CSV and the report say "
+                     "NOT SANDBOXED")
     rep = sub.add_parser("report", help="reports/<chapter>/index.html: score distribution and "
                          "the tests the class failed most, from what `grade` wrote")
     rep.add_argument("chapter")
@@ -75,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, stop)
         try:
             results = grade(root, args.chapter, args.submitted, args.jobs, args.timeout,
-                            args.memory_mb, scheduler=args.scheduler, fresh=args.fresh)
-        except (FileNotFoundError, RuntimeError) as err:  # no chapter, nothing submitted, no Dask
+                            args.memory_mb, scheduler=args.scheduler, fresh=args.fresh,
+                            sandbox=not args.no_sandbox)
+        except (FileNotFoundError, RuntimeError, ValueError) as err:  # no chapter, nothing submitted, no Dask
             print(f"gradcam-course grade: {err}", file=sys.stderr)
             return 2
         except Interrupted as err:
@@ -84,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         failed = sum(r.status == FAILED for r in results)
         print(f"graded {len(results) - failed} of {len(results)} submissions; "
-              f"see grades_{args.chapter}.csv ({failed} failed)")
+              f"see grades_{args.chapter}.csv ({failed} failed)"
+              + ("; NOT SANDBOXED (--no-sandbox)" if args.no_sandbox else ""))
     elif args.command == "report":
         from .report import report
 

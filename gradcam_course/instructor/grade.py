@@ -1,25 +1,33 @@
-"""``gradcam-course grade``: grade a whole class, each submission isolated, in parallel, honestly.
+"""``gradcam-course grade``: grade a whole class, each submission sandboxed, in parallel, honestly.
 
 Plain ``nbgrader autograde`` runs every student's code in the grader's own process tree, inside
-the course folder, one student after another, and lets one malformed notebook stop the run. Here:
+the course folder, with the hidden checks in the student's kernel, one student after another,
+and lets one malformed notebook stop the run. Here:
 
 1. **Check** (parent, nothing executed): find the notebook, parse it, reject duplicated cells and
-   edited nbgrader metadata with a reason; pre-scan the student's own code for tampering.
+   edited nbgrader metadata with a reason; pre-scan the student's own code for tampering (a
+   hint for a person, never a score).
 2. **Assemble** (parent): the student's cells with every locked and test cell restored from the
    source notebook (hidden tests included) and missing test cells put back.
-3. **Run** (one child process per submission, ``--jobs`` at once): a scratch folder holding only
-   a copy of ``autograder/checks`` and ``autograder/reference`` is the working directory; the
-   notebook arrives on stdin, so it is never a file there. The child has a memory limit and a
-   wall-clock limit; the course folder, its gradebook, ``solutions/`` and other students'
-   folders are never handed to it.
-4. **Score** (parent): a test cell earns its points when it raised no error. Output on stderr
-   (warnings, progress bars) and ``execute_result`` values (``sys.displayhook(points)``) do not
-   count, so nothing the student prints changes a score.
+3. **Run** (one judge process per submission, ``--jobs`` at once, or on Dask workers): the judge
+   starts the student's kernel in the OS sandbox (:mod:`.sandbox`: no network, no view of the
+   course, of other submissions or of the grader, everything it starts dies with it, memory
+   and file-size limits) and runs the cells there one by one. For a test cell, the visible
+   checks run in the kernel; each hidden check's *probe* (``autograder/probes``) runs there too
+   and sends back plain data only; its *verdict* (``autograder/checks``, with the reference
+   solutions, which never enter the sandbox) runs in the judge and writes the cell's error if
+   it fails. So a test cell can lose its points in the student's kernel but earn them only
+   from the judge.
+4. **Score** (parent): a test cell earns its points when it has no error output. Output on
+   stderr (warnings, progress bars) and ``execute_result`` values do not count; statuses
+   (timeout, kernel died) come from the grader's clock and the kernel's exit, never from what
+   the student printed or raised.
 5. **Record** (parent, the only writer), each submission as soon as it is known: the nbgrader
    gradebook (automatic scores updated in place, manual ones kept), ``autograded/``,
    ``feedback/`` (hidden tests and tracebacks into the checks removed), a per-submission record
    that lets a stopped run resume, and ``grades_<chapter>.csv`` with a status per student
-   folder: ``graded``, ``failed`` (with the reason, never a plain 0) or ``flagged``.
+   folder: ``graded``, ``failed`` (with the reason, never a plain 0) or ``flagged``, and whether
+   it ran sandboxed.
 """
 
 from __future__ import annotations
@@ -42,9 +50,10 @@ from pathlib import Path
 
 import nbformat
 
-from .layout import CHAPTER_ENV, PACKAGE_ANSWER_REFUSED, PACKAGE_ANSWERS, ROOT_ENV, Course
+from .layout import PACKAGE_ANSWER_REFUSED, PACKAGE_ANSWERS, Course
 
 GRADED, FAILED, FLAGGED = "graded", "failed", "flagged"
+SANDBOXED, NOT_SANDBOXED = "bwrap", "NOT SANDBOXED"
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
 SCHEMA_VERSION = 3
 #: Output kept in the autograded notebook and the feedback (JSON characters; figures included):
@@ -111,16 +120,17 @@ class Result:
     answers: list[str] = field(default_factory=list)  # package answers used (layout.PACKAGE_ANSWERS)
     notebook: nbformat.NotebookNode | None = None
     seconds: float = 0.0
+    sandbox: str = SANDBOXED  # how the student's code ran: SANDBOXED or NOT_SANDBOXED
 
     def record(self) -> dict:
         return {"student": self.student, "status": self.status, "reason": self.reason,
                 "scores": self.scores, "flags": self.flags, "answers": self.answers,
-                "seconds": round(self.seconds, 2)}
+                "seconds": round(self.seconds, 2), "sandbox": self.sandbox}
 
     @classmethod
     def from_record(cls, record: dict) -> "Result":
         return cls(**{k: record[k] for k in ("student", "status", "reason", "scores", "flags",
-                                              "answers", "seconds")})
+                                              "answers", "seconds", "sandbox")})
 
     @property
     def total(self) -> float:
@@ -302,13 +312,14 @@ def assemble(nb, assignment: Assignment) -> nbformat.NotebookNode:
 # --- 3: run in isolation -----------------------------------------------------------------------
 
 def autograder_files(root: Path) -> dict[str, bytes]:
-    """What the hidden tests import, ``autograder/{checks,reference}``, as relative path → bytes.
+    """What the judge imports, ``autograder/{checks,probes,reference}``, as relative path → bytes
+    (the kernel gets only ``probes``).
 
     Read once by the parent and shipped with every task, so a worker (a thread here, a Dask
     worker elsewhere) needs the course's Python environment but not the course folder.
     """
     files = {"autograder/__init__.py": b""}
-    for part in ("checks", "reference"):
+    for part in ("checks", "probes", "reference"):
         for path in sorted((Course(root).autograder / part).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 files[str(path.relative_to(root))] = path.read_bytes()
@@ -316,29 +327,28 @@ def autograder_files(root: Path) -> dict[str, bytes]:
 
 
 def run_isolated(files: dict[str, bytes], notebook: str, chapter: str, timeout: float,
-                 memory_mb: int, cell_timeout: float = 120) -> str:
-    """Execute ``notebook`` (JSON) in a child process in a scratch folder that holds only
-    ``files``; returns the executed notebook as JSON.
+                 memory_mb: int, sandboxed: bool = True, cell_timeout: float = 120) -> str:
+    """Execute ``notebook`` (JSON) under the judge (:func:`worker`, a child process) in a
+    scratch folder holding only ``files``; returns the executed notebook as JSON.
 
-    Raises SubmissionError with the reason on a timeout, an out-of-memory or a dead kernel.
+    Raises SubmissionError with the reason on a timeout, a dead kernel or a sandbox that cannot
+    start.
     """
     with tempfile.TemporaryDirectory(prefix="gradcam-grade-") as tmp:
         tmp = Path(tmp)
-        course = tmp / "course"
         for rel, data in files.items():
-            (course / rel).parent.mkdir(parents=True, exist_ok=True)
-            (course / rel).write_bytes(data)
-        work = tmp / "work"
-        work.mkdir()
+            (tmp / "course" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / "course" / rel).write_bytes(data)
+        for part in ("lib", "work", "ipc"):
+            (tmp / part).mkdir()
         result = tmp / "result.ipynb"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAGGLE", "JPY_"))}
-        env.update({ROOT_ENV: str(course), CHAPTER_ENV: chapter}, NBGRADER_EXECUTION="autograde", HOME=str(work),
-                   MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
-        cmd = [sys.executable, "-m", "gradcam_course.instructor.grade", "--worker", str(work), str(result),
-               str(cell_timeout), str(memory_mb)]
-        # The child sets its own memory limit (a preexec_fn is unsafe with the thread pool).
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("KAGGLE", "JPY_", "GRADCAM_COURSE_"))}
+        env.update(MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1")
+        cmd = [sys.executable, "-m", "gradcam_course.instructor.grade", "--worker", str(tmp), str(result),
+               str(cell_timeout), str(memory_mb), chapter, "sandbox" if sandboxed else "no-sandbox"]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, cwd=work, env=env, text=True,
+                                stderr=subprocess.PIPE, cwd=tmp, env=env, text=True,
                                 start_new_session=True)
         with _RUNNING_LOCK:
             RUNNING.add(proc)
@@ -353,22 +363,27 @@ def run_isolated(files: dict[str, bytes], notebook: str, chapter: str, timeout: 
             with _RUNNING_LOCK:
                 RUNNING.discard(proc)
         if proc.returncode != 0 or not result.is_file():
+            died = re.search(r"KernelDied: (.*)", err)
+            if died:
+                raise SubmissionError(f"kernel died ({died.group(1)[:120]})")
             tail = " ".join(err.split())[-300:]
-            if "MemoryError" in err or "Cannot allocate memory" in err or proc.returncode in (-9, 137):
-                raise SubmissionError(f"out of memory (limit {memory_mb} MB)")
-            if "DeadKernelError" in err or "Kernel died" in err:
-                raise SubmissionError("kernel died (a crash, os._exit or out of memory)")
             raise SubmissionError(f"grading error (exit {proc.returncode}): {tail}")
         return result.read_text()
 
 
 def execute_task(files: dict[str, bytes], notebook: str, chapter: str, timeout: float,
-                 memory_mb: int) -> tuple[str, str, float]:
+                 memory_mb: int, sandboxed: bool = True) -> tuple[str, str, float]:
     """One submission's task, the same for the thread pool and for Dask: never raises for a
     submission's fault, returns ``("ok", executed JSON, seconds)`` or ``("failed", reason, seconds)``."""
     start = time.perf_counter()
     try:
-        return "ok", run_isolated(files, notebook, chapter, timeout, memory_mb), time.perf_counter() - start
+        if sandboxed:
+            from .sandbox import unavailable
+
+            if unavailable():  # a Dask worker without bubblewrap: this submission is not run
+                raise SubmissionError(f"not graded: no sandbox on this worker ({unavailable()})")
+        outcome = run_isolated(files, notebook, chapter, timeout, memory_mb, sandboxed)
+        return "ok", outcome, time.perf_counter() - start
     except SubmissionError as err:
         return "failed", str(err), time.perf_counter() - start
 
@@ -377,7 +392,7 @@ def _kill(proc: subprocess.Popen) -> None:
     import signal
 
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # the judge; its sandbox dies with it
     except ProcessLookupError:
         pass
     proc.wait()
@@ -396,23 +411,166 @@ def kill_running() -> None:
         _kill(proc)
 
 
-def worker(work: str, result: str, cell_timeout: str, memory_mb: str) -> int:
-    """Child side: execute the notebook from stdin, write the executed one to ``result``.
+# --- the judge: the student's cells in the sandbox, the verdicts here ---------------------------
 
-    The address-space limit set here is inherited by the kernel this process starts.
-    """
+HIDDEN_CALL_FORM = "load_checks().check_<name>(<student function>)"
+
+
+def hidden_calls(source: str) -> list[tuple[str, str]]:
+    """``(check name, student function name)`` for each check a test cell's hidden block calls,
+    read from the (trusted) source notebook; ``[]`` when the cell has no hidden block."""
+    import ast
+
+    calls = []
+    for block in HIDDEN.findall(source):
+        tree = _parse(block)
+        if tree is None:
+            raise ValueError(f"a hidden test does not parse: {block[:80]!r}")
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr.startswith("check_")):
+                if len(node.args) != 1 or node.keywords or not isinstance(node.args[0], ast.Name):
+                    raise ValueError(f"a hidden test must read {HIDDEN_CALL_FORM}: {block[:80]!r}")
+                calls.append((node.func.attr, node.args[0].id))
+        if not calls:
+            raise ValueError(f"a hidden test must read {HIDDEN_CALL_FORM}: {block[:80]!r}")
+    return calls
+
+
+def check_assignment(assignment: Assignment, checks) -> None:
+    """Every automatically graded cell ends in hidden checks that have a probe and a verdict,
+    so that no point is decided by the student's kernel alone (raises ValueError)."""
+    for cell in assignment.source.cells:
+        gid = meta(cell).get("grade_id")
+        if gid not in assignment.tests:
+            continue
+        calls = hidden_calls(cell.source)
+        if not calls:
+            raise ValueError(f"test cell {gid!r} has no hidden test: its points would be decided "
+                             f"in the student's kernel. End it with ### BEGIN HIDDEN TESTS / "
+                             f"{HIDDEN_CALL_FORM} / ### END HIDDEN TESTS.")
+        for check, _ in calls:
+            found = getattr(checks, check, None)
+            if not (callable(getattr(found, "probe", None)) and callable(getattr(found, "verdict", None))):
+                raise ValueError(f"test cell {gid!r} calls {check}, which is not a check of "
+                                 f"{checks.__name__} made with @paired(probe)")
+
+
+def _error(ename: str, evalue: str):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def read_untrusted(path: Path, limit: int) -> bytes:
+    """A file the sandbox wrote: a regular file (no link, no FIFO), at most ``limit`` bytes."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        return f.read(limit + 1)
+
+
+class Judge:
+    """Runs an assembled notebook cell by cell in the student's kernel; for a test cell, runs
+    its visible part there, then each hidden check's probe there and its verdict here."""
+
+    def __init__(self, client, checks, work: Path):
+        self.client, self.checks, self.work = client, checks, work
+
+    def run(self, nb) -> None:
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            calls = hidden_calls(cell.source) if meta(cell).get("grade") else []
+            if not calls:
+                self.client.execute_cell(cell, index)
+                continue
+            original = cell.source
+            cell.source = HIDDEN.sub("", original)  # the visible checks run in the student's kernel
+            try:
+                self.client.execute_cell(cell, index)
+                if not any(o.get("output_type") == "error" for o in cell.outputs):
+                    for check, function in calls:
+                        if not self.verdict(cell, index, getattr(self.checks, check), function):
+                            break
+            finally:
+                cell.source = original
+
+    def verdict(self, cell, index: int, check, function: str) -> bool:
+        from autograder.probes import plain
+
+        path = self.work / f".probe-{uuid.uuid4().hex}.json"
+        module = check.probe.__module__.rsplit(".", 1)[-1]
+        call = nbformat.v4.new_code_cell(
+            f"__import__('autograder.probes.run', fromlist=['run']).run("
+            f"{module!r}, {check.probe.__name__!r}, {function}, {str(path)!r})")
+        try:
+            self.client.execute_cell(call, index)
+        finally:
+            self.client.nb.cells[index] = cell  # nbclient stores the cell it ran at that index
+        cell.outputs.extend(call.outputs)
+        if any(o.get("output_type") == "error" for o in call.outputs):
+            return False  # the student's function raised: their own traceback is shown
+        try:
+            seen = plain.loads(read_untrusted(path, plain.MAX_BYTES))
+        except (OSError, ValueError, plain.MalformedResult) as err:
+            cell.outputs.append(_error("GradingError", f"{check.__name__}: the check's call in your "
+                                       f"kernel returned no usable result ({err})."))
+            return False
+        try:
+            check.verdict(seen)
+        except Exception as err:  # noqa: BLE001 - a failed verdict is this cell's error, whatever it is
+            cell.outputs.append(_error(type(err).__name__, str(err)))
+            return False
+        return True
+
+
+def worker(tmp: str, result: str, cell_timeout: str, memory_mb: str, chapter: str, mode: str) -> int:
+    """The judge's process: stage the sandbox, run the notebook from stdin under :class:`Judge`,
+    write the executed notebook to ``result``. Only this process loads the verdicts and the
+    reference solutions; the kernel gets ``autograder/probes`` and the helper package."""
+    import importlib
+
+    import torch
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    from . import sandbox
+
+    tmp = Path(tmp)
     import resource
 
-    from nbclient import NotebookClient
-
+    # The judge holds the kernel's output until it is capped: bounded like the kernel. Without
+    # the sandbox (no prlimit around it) the kernel inherits this limit.
     limit = int(memory_mb) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
+    torch.set_num_threads(1)  # the kernels are the ones that need the cores
+    course = tmp / "course"
+    sys.path.insert(0, str(course))
+    files = {str(p.relative_to(course)): p.read_bytes() for p in course.rglob("*") if p.is_file()}
+    sandbox.stage(tmp / "lib", files, chapter)
+    checks = importlib.import_module(Course(course).checks_module(chapter))
     nb = nbformat.reads(sys.stdin.read(), as_version=4)
-    client = NotebookClient(nb, timeout=float(cell_timeout), kernel_name="python3",
-                            allow_errors=True, interrupt_on_timeout=True,
-                            resources={"metadata": {"path": work}})
-    client.execute()
+    km = sandbox.SandboxedKernelManager(lib=tmp / "lib", work=tmp / "work", ipc=tmp / "ipc",
+                                        memory_mb=int(memory_mb), sandboxed=mode == "sandbox",
+                                        kernel_name="python3")
+    client = NotebookClient(nb, km=km, timeout=float(cell_timeout), allow_errors=True,
+                            interrupt_on_timeout=True, resources={"metadata": {"path": str(tmp / "work")}})
+    try:
+        with client.setup_kernel():
+            Judge(client, checks, tmp / "work").run(nb)
+    except DeadKernelError:
+        process = getattr(km.provisioner, "process", None)
+        code = process.poll() if process is not None else None
+        how = (f"killed by signal {-code}" if code is not None and code < 0 else
+               f"killed by signal {code - 128}" if code is not None and code > 128 else f"exit {code}")
+        print(f"KernelDied: {how}: a crash, os._exit, a signal, or memory beyond the limit "
+              f"({memory_mb} MB)", file=sys.stderr)
+        return 3
     cap_outputs(nb)  # 1 000 prints of 50 kB must not become a 50 MB notebook and feedback page
     Path(result).write_text(nbformat.writes(nb))
     return 0
@@ -582,15 +740,25 @@ def write_csv(path: Path, assignment: Assignment, results: list[Result]) -> None
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         # no wall times here: grading the same class twice (threads or Dask) gives the same file
-        writer.writerow(["student", "status", "reason", *tests, "total", "max"])
+        writer.writerow(["student", "status", "reason", *tests, "total", "max", "sandbox"])
         for r in sorted(results, key=lambda r: r.student):
             cells = [("" if r.status == FAILED else f"{r.scores.get(g, 0):g}") for g in tests]
             total = "" if r.status == FAILED else f"{r.total:g}"
             writer.writerow([spreadsheet_safe(r.student), r.status, spreadsheet_safe(r.reason),
-                             *cells, total, f"{sum(tests.values()):g}"])
+                             *cells, total, f"{sum(tests.values()):g}", r.sandbox])
 
 
 # --- the command -----------------------------------------------------------------------------
+
+def _checks_module(course: Course, chapter: str):
+    """The chapter's checks, imported here from the course root (the verdicts never load in a
+    student's kernel under this command)."""
+    import importlib
+
+    if str(course.root) not in sys.path:
+        sys.path.insert(0, str(course.root))
+    return importlib.import_module(course.checks_module(chapter))
+
 
 def ensure_gradebook(root: Path, chapter: str) -> None:
     """The assignment must be in the gradebook (nbgrader's generate_assignment puts it there)."""
@@ -630,19 +798,15 @@ def prepare(assignment: Assignment, folder: Path) -> tuple[Result, str | None]:
         return result, None
 
 
-def finish(result: Result, outcome: tuple[str, str, float], assignment: Assignment,
-           memory_mb: int) -> Result:
-    """Parent side: the status and scores from what the task returned."""
+def finish(result: Result, outcome: tuple[str, str, float], assignment: Assignment) -> Result:
+    """Parent side: the status and scores from what the task returned. Nothing the student's
+    code printed or raised sets a status: a ``MemoryError`` at the sandbox's address-space
+    limit is an error in that cell like any other."""
     kind, payload, result.seconds = outcome
     if kind != "ok":
         result.status, result.reason = FAILED, payload
         return result
     executed = nbformat.reads(payload, as_version=4)
-    starved = out_of_memory_cell(executed)
-    if starved:  # its tests failed for the grader's limit, not necessarily for a wrong answer
-        result.status = FAILED
-        result.reason = f"out of memory (limit {memory_mb} MB): cell {starved!r} raised MemoryError"
-        return result
     result.scores = score(executed, assignment)
     result.notebook = executed
     result.answers = sorted(set(result.answers) | set(package_answers_called(executed)))
@@ -657,25 +821,14 @@ def finish(result: Result, outcome: tuple[str, str, float], assignment: Assignme
     return result
 
 
-def out_of_memory_cell(executed) -> str | None:
-    """The first cell that ran out of memory under the grader's limit (its grade_id or index)."""
-    for i, cell in enumerate(executed.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error" and (
-                    out.get("ename") == "MemoryError"
-                    or "can't allocate memory" in str(out.get("evalue", ""))):
-                return meta(cell).get("grade_id") or f"#{i}"
-    return None
-
-
 def run_tasks(tasks: dict[str, str], files: dict[str, bytes], chapter: str, timeout: float, memory_mb: int,
-              jobs: int, scheduler: str | None):
+              jobs: int, scheduler: str | None, sandboxed: bool = True):
     """Yield ``(student, outcome)`` as tasks finish: on a local thread pool (each task is a
     child process, so threads are enough) or on the Dask cluster at ``scheduler``."""
     if scheduler is None:
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
-            futures = {pool.submit(execute_task, files, nb, chapter, timeout, memory_mb): student
+            futures = {pool.submit(execute_task, files, nb, chapter, timeout, memory_mb, sandboxed): student
                        for student, nb in tasks.items()}
             for future in as_completed(futures):
                 yield futures[future], _outcome(future)
@@ -698,7 +851,7 @@ def run_tasks(tasks: dict[str, str], files: dict[str, bytes], chapter: str, time
                            "with `dask scheduler` and workers with `dask worker ADDRESS`.") from err
     with client:
         shared = client.scatter(files, broadcast=True)
-        futures = {client.submit(execute_task, shared, nb, chapter, timeout, memory_mb, pure=False,
+        futures = {client.submit(execute_task, shared, nb, chapter, timeout, memory_mb, sandboxed, pure=False,
                                  key=f"grade-{student}-{uuid.uuid4().hex[:8]}"): student
                    for student, nb in tasks.items()}
         for future in dask_completed(futures):
@@ -819,13 +972,26 @@ class Interrupted(Exception):
 
 def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | None = None,
           timeout: float = 600, memory_mb: int = 8192, verbose: bool = True,
-          scheduler: str | None = None, fresh: bool = False) -> list[Result]:
+          scheduler: str | None = None, fresh: bool = False, sandbox: bool = True) -> list[Result]:
     """Grade every student folder of ``submitted``; resumable. Each submission's result is
     committed as soon as it is known (:func:`commit`); a submission whose files and whose
     assignment (source notebook, checks, reference) are unchanged since an earlier run keeps
-    that run's result, unless ``fresh``."""
+    that run's result, unless ``fresh``.
+
+    Each kernel runs in the OS sandbox (:mod:`.sandbox`); where it cannot start this refuses,
+    unless ``sandbox=False`` (``--no-sandbox``): then the kernels run as the grader's user, and
+    the CSV and the report say NOT SANDBOXED. The scores are decided here either way."""
     course = Course(root)
     assignment = Assignment.load(root, chapter)
+    check_assignment(assignment, _checks_module(course, chapter))
+    if sandbox and scheduler is None:
+        from .sandbox import unavailable
+
+        if unavailable():
+            raise RuntimeError(
+                f"Cannot sandbox the submissions here: {unavailable()}. Install bubblewrap "
+                "(Debian/Ubuntu: sudo apt-get install bubblewrap) or, accepting that every "
+                "student's code then runs as you with your files in its reach, pass --no-sandbox.")
     submitted = Path(submitted or course.submitted_dir)
     folders = sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
     if not folders:
@@ -837,7 +1003,8 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
     assignment_key = fingerprint(nbformat.writes(assignment.source).encode(),
                                  nbformat.writes(assignment.release).encode(),
                                  *(k.encode() + v for k, v in sorted(files.items())),
-                                 Path(__file__).read_bytes())
+                                 Path(__file__).read_bytes(), (Path(__file__).parent / "sandbox.py").read_bytes(),
+                                 b"sandbox" if sandbox else b"no sandbox")
     jobs = max(1, jobs or os.cpu_count() or 1)
     progress = Progress(len(folders), sum(assignment.tests.values()), verbose)
     results: dict[str, Result] = {}
@@ -852,6 +1019,7 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
             results[folder.name], resumed = earlier, resumed + 1
             continue
         result, notebook = prepare(assignment, folder)
+        result.sandbox = SANDBOXED if sandbox else NOT_SANDBOXED
         results[result.student] = result
         if notebook is None:
             commit(course, assignment, result, guard, key)
@@ -868,11 +1036,11 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
         write_csv(course.grades_csv(chapter), assignment,
                   [results[s] for s in sorted(results) if s not in pending])
 
-    running = run_tasks(tasks, files, chapter, timeout, memory_mb, jobs, scheduler)
+    running = run_tasks(tasks, files, chapter, timeout, memory_mb, jobs, scheduler, sandbox)
     try:
         for student, outcome in running:
             try:
-                finished = finish(results[student], outcome, assignment, memory_mb)
+                finished = finish(results[student], outcome, assignment)
             except Exception as err:  # noqa: BLE001 - one odd executed notebook is one failure
                 finished = results[student]
                 finished.status, finished.notebook = FAILED, None
@@ -897,4 +1065,4 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--worker":
-    sys.exit(worker(*sys.argv[2:6]))
+    sys.exit(worker(*sys.argv[2:8]))

@@ -6,8 +6,10 @@ installed. A notebook runs in ``solutions/<chapter>/``, ``notebooks/<chapter>/``
 so the root comes from :func:`layout.find_root` and the chapter from ``GRADCAM_COURSE_CHAPTER``
 (set by ``gradcam-course grade``) or else from the name of the folder the notebook runs in.
 
-This runs inside the student's kernel, so it decides nothing by itself: see the instructor
-guide's "How it stays honest" for what a student can and cannot influence.
+This is the unhardened path (plain ``nbgrader autograde``, the tests): a check then runs its
+probe and its verdict in the student's kernel. ``gradcam-course grade`` never calls this: it
+reads the hidden cells' check names and runs each verdict in its own process (see the
+instructor guide's "How it stays honest").
 """
 
 from __future__ import annotations

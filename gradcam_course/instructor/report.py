@@ -80,6 +80,11 @@ def report(root: Path, chapter: str) -> Path:
     failures = [(r["student"], r["reason"]) for r in rows if r["status"] == FAILED]
     flagged = [(r["student"], r["reason"]) for r in rows if r["status"] == FLAGGED]
     esc = html.escape
+    unsandboxed = sum(r.get("sandbox") != "bwrap" for r in rows)
+    warning = (f"<p><strong>NOT SANDBOXED: {unsandboxed} submission(s) ran without the OS sandbox "
+               "(--no-sandbox, or graded before it existed); their code could reach your files "
+               "and other submissions.</strong></p>" if unsandboxed else
+               "<p>Every submission ran in the OS sandbox (bubblewrap).</p>")
     test_rows = "".join(
         f"<tr><td>{esc(t)}</td><td>{100 * lost[t]:.0f} %</td><td>"
         + "<br>".join(f"{n} × {esc(m)}" for m, n in messages.get(t, Counter()).most_common(3))
@@ -93,6 +98,7 @@ border-bottom:1px solid #ddd;text-align:left;vertical-align:top}}</style></head>
 <p>{len(rows)} student folders: {counts.get('graded', 0)} graded, {counts.get(FLAGGED, 0)} flagged,
 {counts.get(FAILED, 0)} failed. Mean automatic total of graded and flagged students:
 {(sum(float(r['total']) for r in scored) / max(1, len(scored))):.1f} of {maximum:g}.</p>
+{warning}
 <img src="totals.png" alt="distribution of automatic totals">
 <h2>Tests, most often lost first</h2>
 <img src="tests.png" alt="share of students who lost each test">
