@@ -40,7 +40,7 @@ def make_class(dest: Path, n: int) -> Path:
     release = nbformat.read(course / "notebooks" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
     solutions = solution_code(nbformat.read(course / "solutions" / CHAPTER / f"{CHAPTER}.ipynb",
                                             as_version=4))
-    wrong = list(variants.WRONG.values())
+    wrong = list(variants.of(CHAPTER).WRONG.values())
     for i in range(n):
         replacements = wrong[(i // 5) % len(wrong)][0] if i % 5 == 4 else None
         write_submission(course, f"student{i:03d}", make_submission(release, solutions, replacements),
