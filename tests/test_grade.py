@@ -256,6 +256,18 @@ def test_feedback_shows_points_and_hints_but_no_hidden_test(graded):
         assert "was longer than the grader keeps" in page.read_text()
 
 
+def test_prescan_ignores_the_submissions_own_locked_flag(root, tmp_path):
+    """A solution cell the student marked ``locked`` is still the student's code."""
+    assignment = grading.Assignment.load(root, CHAPTER)
+    nb = make_submission(assignment.release, solution_code(assignment.source),
+                         {"weights_solution": "get_ipython().events.register('pre_run_cell', print)\n"})
+    cell = [c for c in nb.cells if grade_id(c) == "weights_solution"][0]
+    cell.metadata.nbgrader["locked"] = True
+    write_submission(tmp_path, "locks_own_cell", nb, CHAPTER)
+    result, notebook = grading.prepare(assignment, tmp_path / "submitted" / "locks_own_cell")
+    assert notebook is not None and "get_ipython" in result.flags
+
+
 def test_assemble_restores_tests_and_keeps_student_cells(root):
     assignment = grading.Assignment.load(root, CHAPTER)
     sol = solution_code(assignment.source)

@@ -203,10 +203,14 @@ def check_metadata(nb, assignment: Assignment) -> None:
 
 
 def student_cells(nb, assignment: Assignment) -> list[str]:
-    """The code the student wrote: unlocked code cells that differ from every released cell."""
+    """The code the student wrote: their own cells and the solution cells (by the source
+    notebook's metadata, never the submission's own ``locked`` flag) that differ from every
+    released cell."""
     released = {c.source.strip() for c in assignment.release.cells if c.cell_type == "code"}
+    solutions = {meta(c)["grade_id"] for c in assignment.source.cells if meta(c).get("solution")}
     return [c.source for c in nb.cells if c.cell_type == "code"
-            and not meta(c).get("locked") and c.source.strip() not in released]
+            and (meta(c).get("grade_id") is None or meta(c).get("grade_id") in solutions)
+            and c.source.strip() not in released]
 
 
 def prescan(code: str) -> list[str]:
