@@ -80,6 +80,24 @@ def class_of(release, sol):
             "        try:\n            open(p, 'w').write('{}')\n        except OSError:\n            pass\n"
             "    time.sleep(0.1)\n'''\nsubprocess.Popen([sys.executable, '-c', _attack, '" + ATTACKER + "'], "
             "start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n")}),
+        # the red team's: a finished implementation, an output nbconvert cannot render, a script
+        # in the feedback page, a 5 MB exception name, 3 000 nested folders, 30 000 files
+        "library_answer": make_submission(release, sol, {"weights_solution": (
+            "import torch\nfrom pytorch_grad_cam import GradCAM as _G\n\n\ndef gradcam_weights(gradients):\n"
+            "    return torch.as_tensor(_G.get_cam_weights(None, None, None, None, None,\n"
+            "                                              gradients.detach().cpu().numpy()))\n")}),
+        "widget_output": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nfrom IPython.display import HTML, display\n"
+            "display({'application/vnd.jupyter.widget-view+json': {}}, raw=True)\n"
+            "display(HTML('<script>window.stolen = document.cookie</script>'))\n")}),
+        "long_exception_name": make_submission(release, sol, {"weights_solution": (
+            "def gradcam_weights(gradients):\n    raise type('E' * 5_000_000, (Exception,), {})()\n")}),
+        "deep_folders": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nimport os\n_here = os.getcwd()\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\n"
+            "os.chdir(_here)\n")}),
+        "many_files": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nimport os, time\nos.mkdir('junk')\nfor _i in range(30_000):\n"
+            "    open(f'junk/{_i}', 'w').close()\ntime.sleep(10)\n")}),
         # kills every process it can signal: its grader, classmates' kernels, the test runner
         "kills_everyone": make_submission(release, sol, {"weights_solution": weights + (
             "\n\nimport os, signal\nfor _pid in range(1, 100_000):\n    if _pid != os.getpid():\n"
@@ -143,7 +161,8 @@ def test_every_student_folder_has_a_row(graded):
 
 
 @pytest.mark.parametrize("student", ["right", "renamed_file", "stderr_noise", "huge_output",
-                                     "many_prints", "'=1+2", "memory_hog", "background_attacker"])
+                                     "many_prints", "'=1+2", "memory_hog", "background_attacker",
+                                     "widget_output", "deep_folders"])
 def test_right_answers_keep_every_point(graded, student):
     row = graded["rows"][student]
     assert row["status"] == "graded", row["reason"]
@@ -189,13 +208,35 @@ def test_cheats_the_prescan_misses_still_lose_the_points(graded, student):
     assert points(row) == {**POINTS, "test_weights": 0}
 
 
+def test_outputs_that_break_pages_or_memory_are_contained(graded):
+    course = graded["dir"]
+    page = (course / "feedback" / "widget_output" / CHAPTER / f"{CHAPTER}.html").read_text()
+    assert "<script>window.stolen" not in page  # shown as text, never a live script
+    row = graded["rows"]["long_exception_name"]
+    assert row["status"] == "graded" and points(row) == {**POINTS, "test_weights": 0}
+    executed = course / "autograded" / "long_exception_name" / CHAPTER / f"{CHAPTER}.ipynb"
+    assert executed.stat().st_size < 3_000_000  # the 5 MB name, shortened in every error output
+
+
+def test_a_library_implementation_keeps_its_points_and_is_flagged(graded):
+    row = graded["rows"]["library_answer"]
+    assert row["status"] == "flagged" and "pytorch_grad_cam's implementation" in row["reason"]
+    assert points(row) == POINTS
+
+
+def test_a_submission_that_fills_its_scratch_folder_is_stopped(graded):
+    row = graded["rows"]["many_files"]
+    assert row["status"] == "failed"
+    assert "stopped by the grader: its scratch folders held more than" in row["reason"]
+
+
 def test_a_forged_probe_earns_nothing(graded):
     row = graded["rows"]["forged_probe"]
     assert row["status"] == "flagged" and "autograder" in row["reason"]
     after = list(POINTS)[list(POINTS).index("test_weights"):]  # every check run after the forgery
     assert points(row) == {g: (0 if g in after else p) for g, p in POINTS.items()}
     page = (graded["dir"] / "feedback" / "forged_probe" / CHAPTER / f"{CHAPTER}.html").read_text()
-    assert "KeyError" in page
+    assert "GradingError" in page and "no usable result" in page
 
 
 def test_what_a_submission_starts_dies_with_it_and_harms_no_one(graded):

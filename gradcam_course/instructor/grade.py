@@ -32,12 +32,14 @@ and lets one malformed notebook stop the run. Here:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -338,12 +340,11 @@ def run_isolated(files: dict[str, bytes], notebook: str, chapter: str, timeout: 
     Raises SubmissionError with the reason on a timeout, a dead kernel or a sandbox that cannot
     start.
     """
-    with tempfile.TemporaryDirectory(prefix="gradcam-grade-") as tmp:
-        tmp = Path(tmp)
+    with _scratch() as tmp:
         for rel, data in files.items():
             (tmp / "course" / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / "course" / rel).write_bytes(data)
-        for part in ("lib", "work", "ipc"):
+        for part in ("lib", "work", "ipc", "tmp"):
             (tmp / part).mkdir()
         result = tmp / "result.ipynb"
         env = {k: v for k, v in os.environ.items()
@@ -373,6 +374,22 @@ def run_isolated(files: dict[str, bytes], notebook: str, chapter: str, timeout: 
             tail = " ".join(err.split())[-300:]
             raise SubmissionError(f"grading error (exit {proc.returncode}): {tail}")
         return result.read_text()
+
+
+@contextlib.contextmanager
+def _scratch():
+    """A scratch folder, removed afterwards even when a submission left 3 000 nested folders
+    (``shutil.rmtree`` recurses) or unreadable ones."""
+    tmp = Path(tempfile.mkdtemp(prefix="gradcam-grade-"))
+    try:
+        yield tmp
+    finally:
+        search = os.environ.get("PATH", "") + os.pathsep + os.defpath
+        for tool, *args in (("chmod", "-R", "u+rwX"), ("rm", "-rf")):
+            path = shutil.which(tool, path=search)
+            if path:
+                subprocess.run([path, *args, "--", str(tmp)], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # where there is no rm
 
 
 def execute_task(files: dict[str, bytes], notebook: str, chapter: str, timeout: float,
@@ -484,6 +501,7 @@ class Judge:
 
     def __init__(self, client, checks, work: Path):
         self.client, self.checks, self.work = client, checks, work
+        self.libraries: set[str] = set()  # finished implementations the graded functions called
 
     def run(self, nb) -> None:
         for index, cell in enumerate(nb.cells):
@@ -520,7 +538,12 @@ class Judge:
         if any(o.get("output_type") == "error" for o in call.outputs):
             return False  # the student's function raised: their own traceback is shown
         try:
-            seen = plain.loads(read_untrusted(path, plain.MAX_BYTES))
+            report = plain.loads(read_untrusted(path, plain.MAX_BYTES))
+            if not (isinstance(report, dict) and set(report) == {"seen", "libraries"}):
+                raise plain.MalformedResult("not a probe's report")
+            seen = report["seen"]
+            self.libraries |= {str(n)[:60] for n in report["libraries"] if isinstance(n, str)} \
+                if isinstance(report["libraries"], list) else set()
         except (OSError, ValueError, plain.MalformedResult) as err:
             cell.outputs.append(_error("GradingError", f"{check.__name__}: the check's call in your "
                                        f"kernel returned no usable result ({err})."))
@@ -560,21 +583,30 @@ def worker(tmp: str, result: str, cell_timeout: str, memory_mb: str, chapter: st
     checks = importlib.import_module(Course(course).checks_module(chapter))
     nb = nbformat.reads(sys.stdin.read(), as_version=4)
     km = sandbox.SandboxedKernelManager(lib=tmp / "lib", work=tmp / "work", ipc=tmp / "ipc",
-                                        memory_mb=int(memory_mb), sandboxed=mode == "sandbox",
-                                        kernel_name="python3")
+                                        tmp=tmp / "tmp", memory_mb=int(memory_mb),
+                                        sandboxed=mode == "sandbox", kernel_name="python3")
     client = NotebookClient(nb, km=km, timeout=float(cell_timeout), allow_errors=True,
                             interrupt_on_timeout=True, resources={"metadata": {"path": str(tmp / "work")}})
+
+    def stop_kernel():
+        process = getattr(km.provisioner, "process", None)
+        if process is not None:
+            process.kill()  # bwrap: everything in the sandbox dies with it
+
+    judge = Judge(client, checks, tmp / "work")
+    watch = sandbox.ScratchWatch([tmp / "work", tmp / "ipc", tmp / "tmp"], stop_kernel)
     try:
-        with client.setup_kernel():
-            Judge(client, checks, tmp / "work").run(nb)
+        with client.setup_kernel(), watch:
+            judge.run(nb)
     except DeadKernelError:
         process = getattr(km.provisioner, "process", None)
         code = process.poll() if process is not None else None
         how = (f"killed by signal {-code}" if code is not None and code < 0 else
                f"killed by signal {code - 128}" if code is not None and code > 128 else f"exit {code}")
-        print(f"KernelDied: {how}: a crash, os._exit, a signal, or memory beyond the limit "
-              f"({memory_mb} MB)", file=sys.stderr)
+        print("KernelDied: " + (watch.exceeded or f"{how}: a crash, os._exit, a signal, or memory "
+                                                  f"beyond the limit ({memory_mb} MB)"), file=sys.stderr)
         return 3
+    nb.metadata["gradcam_course_grader"] = {"libraries": sorted(judge.libraries)}
     cap_outputs(nb)  # 1 000 prints of 50 kB must not become a 50 MB notebook and feedback page
     Path(result).write_text(nbformat.writes(nb))
     return 0
@@ -588,23 +620,71 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit} characters cut]"
 
 
+#: What a displayed output may carry; anything else (widget state, JavaScript, custom JSON
+#: types that nbconvert cannot render) is dropped, its text/plain kept when there is one.
+OUTPUT_MIMETYPES = ("text/plain", "text/html", "text/markdown", "text/latex", "image/png",
+                    "image/jpeg", "image/svg+xml")
+UNSUPPORTED_NOTE = "[grader: an output of a type the grader does not keep was removed]"
+MAX_ERRORS_PER_CELL = 3  # the first two and the last one are kept: the last is the verdict's
+
+
+def _plain_output(out) -> bool:
+    """Keep only the allowed MIME types with text values; False when nothing is left."""
+    data = out.get("data")
+    if not isinstance(data, dict):
+        return False
+    kept = {}
+    for mime in OUTPUT_MIMETYPES:
+        value = data.get(mime)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            value = "".join(value)
+        if isinstance(value, str):
+            kept[mime] = value
+    out["data"] = kept
+    out["metadata"] = {}
+    return bool(kept)
+
+
+def _error_output(out):
+    return nbformat.v4.new_output("error", ename=_shorten(str(out.get("ename", "")), 200),
+                                  evalue=_shorten(str(out.get("evalue", "")), MAX_ERROR_TEXT),
+                                  traceback=[_shorten(str(line), MAX_ERROR_TEXT)
+                                             for line in list(out.get("traceback") or [])[-30:]])
+
+
 def cap_outputs(nb, per_cell: int = MAX_CELL_OUTPUT, per_notebook: int = MAX_NOTEBOOK_OUTPUT) -> int:
     """Bound the notebook's outputs in place: at most ``per_cell`` characters (as JSON) in each
-    cell and ``per_notebook`` in all, the cut said in a note at the end of the cell. An error
-    output is never dropped, since it decides the test cell's score: its message and traceback
-    are shortened instead. Returns the number of characters cut."""
+    cell and ``per_notebook`` in all, the cut said in a note at the end of the cell; outputs of
+    a type outside :data:`OUTPUT_MIMETYPES` dropped. An error output decides the test cell's
+    score, so a cell keeps at least one: at most :data:`MAX_ERRORS_PER_CELL`, each rebuilt with
+    its name, message and traceback shortened. Returns the number of characters cut."""
     left, total_cut = per_notebook, 0
     for cell in nb.cells:
         outputs = cell.get("outputs") or []
         if cell.get("cell_type") != "code" or not outputs:
             continue
+        errors = [i for i, o in enumerate(outputs) if o.get("output_type") == "error"]
+        keep_errors = set(errors[:MAX_ERRORS_PER_CELL - 1] + errors[-1:])
         budget, kept, cut = min(per_cell, max(left, 0)), [], 0
-        for out in outputs:
-            if out.get("output_type") == "error":
-                out["evalue"] = _shorten(str(out.get("evalue", "")), MAX_ERROR_TEXT)
-                out["traceback"] = [_shorten(str(line), MAX_ERROR_TEXT)
-                                    for line in list(out.get("traceback") or [])[-30:]]
-                kept.append(out)
+        for i, out in enumerate(outputs):
+            kind = out.get("output_type")
+            if kind == "error":
+                if i in keep_errors:
+                    kept.append(_error_output(out))
+                else:
+                    cut += _size(out)
+                continue
+            if kind not in ("stream", "display_data", "execute_result"):
+                cut += _size(out)
+                continue
+            if kind == "stream":  # a hostile kernel's message may carry any JSON here
+                out = nbformat.v4.new_output("stream", name="stderr" if out.get("name") == "stderr" else "stdout",
+                                             text=out["text"] if isinstance(out.get("text"), str) else str(out.get("text")))
+            elif kind == "execute_result" and type(out.get("execution_count")) is not int:
+                out["execution_count"] = None
+            if kind != "stream" and not _plain_output(out):
+                cut += _size(out)
+                kept.append(nbformat.v4.new_output("stream", name="stdout", text=UNSUPPORTED_NOTE + "\n"))
                 continue
             size = _size(out)
             if size <= budget:
@@ -691,10 +771,28 @@ def _redact(text: str, secrets: set[str]) -> str:
 
 
 def write_html(nb, path: Path) -> None:
+    """The feedback page: HTML and SVG outputs shown as their text, markdown sanitised, so a
+    submission cannot put a script into a page that its reader opens."""
     from nbconvert import HTMLExporter
 
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = out.get("data")
+            if isinstance(data, dict):
+                for mime in ("text/html", "image/svg+xml", "text/markdown"):
+                    data.pop(mime, None)
+                if not data:
+                    data["text/plain"] = UNSUPPORTED_NOTE
     path.parent.mkdir(parents=True, exist_ok=True)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    try:
+        body, _ = HTMLExporter(sanitize_html=True).from_notebook_node(nb)
+    except Exception as err:  # noqa: BLE001 - one unrenderable notebook must not stop the run
+        import html
+
+        body = (f"<!DOCTYPE html><html><body><h1>Feedback</h1><p>The feedback page could not be "
+                f"rendered ({html.escape(type(err).__name__)}); the automatic points are in the "
+                f"grades, the executed notebook in autograded/.</p></body></html>")
     path.write_text(body)
 
 
@@ -814,6 +912,10 @@ def finish(result: Result, outcome: tuple[str, str, float], assignment: Assignme
     result.scores = score(executed, assignment)
     result.notebook = executed
     result.answers = sorted(set(result.answers) | set(package_answers_called(executed)))
+    libraries = executed.metadata.get("gradcam_course_grader", {}).get("libraries", [])
+    if libraries:  # written by the judge; a submission that hides the call only avoids a flag
+        result.flags.append("a graded function called " + ", ".join(libraries)
+                            + "'s implementation")
     reasons = []
     if result.answers:
         reasons.append("uses the helper package's answer to an exercise of this chapter: "
@@ -1049,7 +1151,12 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
                 finished = results[student]
                 finished.status, finished.notebook = FAILED, None
                 finished.reason = f"grading error: {type(err).__name__}: {str(err)[:200]}"
-            commit(course, assignment, finished, guard, keys[student])
+            try:
+                commit(course, assignment, finished, guard, keys[student])
+            except Exception as err:  # noqa: BLE001 - one submission's files, never the run
+                finished.status, finished.notebook, finished.scores = FAILED, None, {}
+                finished.reason = f"grading error while saving: {type(err).__name__}: {str(err)[:200]}"
+                commit(course, assignment, finished, guard, keys[student])
             finished.notebook = None  # on disk now: a large class must not pile up in memory
             pending.discard(student)
             progress(finished)

@@ -15,7 +15,9 @@ the grader. It sees:
   processes outside it (everything it starts dies with it).
 
 Its address space is capped with ``RLIMIT_AS`` (an allocation beyond it fails inside the
-student's process as a ``MemoryError``) and files it writes with ``RLIMIT_FSIZE``.
+student's process as a ``MemoryError``) and files it writes with ``RLIMIT_FSIZE``; the grader
+stops it when its folders hold more than :data:`MAX_SCRATCH_MB` or :data:`MAX_SCRATCH_FILES`
+(:class:`ScratchWatch`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ BWRAP = "bwrap"
 #: The uid the student's code runs as inside its user namespace (``nobody``).
 SANDBOX_UID = 65534
 MAX_FILE_MB = 1024
+#: What a submission may keep in its scratch folders (working directory, /tmp, sockets) in all.
+MAX_SCRATCH_MB = 2048
+MAX_SCRATCH_FILES = 20_000
 #: System files a kernel needs read-only (fonts for matplotlib, the loader's cache, time zone).
 SYSTEM_FILES = ("/etc/fonts", "/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types")
 
@@ -63,8 +68,10 @@ def _python_binds() -> list[str]:
     return [arg for p in kept if not p.startswith("/usr/") for arg in ("--ro-bind", p, p)]
 
 
-def argv(kernel_argv: list[str], lib: Path, work: Path, ipc: Path, memory_mb: int) -> list[str]:
-    """The command that runs ``kernel_argv`` in the sandbox."""
+def argv(kernel_argv: list[str], lib: Path, work: Path, ipc: Path, memory_mb: int,
+         tmp: Path | None = None) -> list[str]:
+    """The command that runs ``kernel_argv`` in the sandbox; its ``/tmp`` is the folder ``tmp``
+    (on disk, where the grader measures it, not in the machine's memory), or a tmpfs."""
     env = {"HOME": str(work), "PYTHONPATH": str(lib), "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "NBGRADER_EXECUTION": "autograde",
            "GRADCAM_COURSE_DATA": "offline", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
@@ -74,7 +81,8 @@ def argv(kernel_argv: list[str], lib: Path, work: Path, ipc: Path, memory_mb: in
            shutil.which(BWRAP) or BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
            *_system_binds(), *_python_binds(),
-           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+           "--proc", "/proc", "--dev", "/dev",
+           *(["--bind", str(tmp), "/tmp"] if tmp is not None else ["--tmpfs", "/tmp"]),
            "--ro-bind", str(lib), str(lib), "--bind", str(work), str(work), "--bind", str(ipc), str(ipc),
            "--chdir", str(work), "--clearenv"]
     for key, value in env.items():
@@ -139,10 +147,11 @@ class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel starts inside :func:`argv`'s sandbox (or, with
     ``sandboxed=False``, as a plain child process with the same limits and environment)."""
 
-    def __init__(self, *, lib: Path, work: Path, ipc: Path, memory_mb: int, sandboxed: bool, **kwargs):
+    def __init__(self, *, lib: Path, work: Path, ipc: Path, tmp: Path, memory_mb: int, sandboxed: bool,
+                 **kwargs):
         super().__init__(transport="ipc", ip=str(ipc / "kernel"), connection_file=str(ipc / "kernel.json"),
                          **kwargs)
-        self._sandbox = dict(lib=lib, work=work, ipc=ipc, memory_mb=memory_mb)
+        self._sandbox = dict(lib=lib, work=work, ipc=ipc, tmp=tmp, memory_mb=memory_mb)
         self._sandboxed = sandboxed
         # A cell that runs past its time limit is interrupted through the control channel: a
         # SIGINT would reach prlimit/bwrap, not the kernel inside.
@@ -157,6 +166,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         env = dict(kw.get("env") or os.environ)
         if not self._sandboxed:  # the same environment the sandbox sets, in a plain process
             env.update(HOME=str(self._sandbox["work"]), PYTHONPATH=str(self._sandbox["lib"]),
+                       TMPDIR=str(self._sandbox["tmp"]),
                        MPLBACKEND="Agg", NBGRADER_EXECUTION="autograde", PYTHONDONTWRITEBYTECODE="1")
             for key in [k for k in env if k.startswith(("GRADCAM_COURSE_", "KAGGLE", "JPY_"))]:
                 del env[key]
@@ -167,3 +177,57 @@ class SandboxedKernelManager(AsyncKernelManager):
         # in the grader: its cells' output arrives as messages, capped per cell.
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
         return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
+class ScratchWatch:
+    """Measures a sandbox's folders every ``interval`` seconds from outside and calls ``stop``
+    once they hold more than :data:`MAX_SCRATCH_MB` or :data:`MAX_SCRATCH_FILES` entries
+    (``RLIMIT_FSIZE`` bounds one file, not how many). ``exceeded`` then says what."""
+
+    def __init__(self, folders: list[Path], stop, interval: float = 1.0,
+                 max_mb: int = MAX_SCRATCH_MB, max_files: int = MAX_SCRATCH_FILES):
+        import threading
+
+        self.folders, self.stop_sandbox, self.interval = folders, stop, interval
+        self.max_bytes, self.max_files = max_mb * 1024 * 1024, max_files
+        self.exceeded: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def measure(self) -> tuple[int, int]:
+        """(bytes, entries) under the folders, without following links; iterative, so a
+        folder nested 3 000 deep is no problem."""
+        size = entries = 0
+        stack = [str(f) for f in self.folders]
+        while stack and size <= self.max_bytes and entries <= self.max_files:
+            try:
+                with os.scandir(stack.pop()) as it:
+                    for entry in it:
+                        entries += 1
+                        try:
+                            if entry.is_dir(follow_symlinks=False):
+                                stack.append(entry.path)
+                            else:
+                                size += entry.stat(follow_symlinks=False).st_size
+                        except OSError:
+                            pass
+            except OSError:
+                pass
+        return size, entries
+
+    def _run(self):
+        while not self._done.wait(self.interval):
+            size, entries = self.measure()
+            if size > self.max_bytes or entries > self.max_files:
+                self.exceeded = (f"stopped by the grader: its scratch folders held more than "
+                                 f"{self.max_bytes // 2**20} MB or {self.max_files} files")
+                self.stop_sandbox()
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        return False
