@@ -3,6 +3,7 @@ answers, broken and hostile submissions, and the cheats that fool plain nbgrader
 
 import copy
 import csv
+import re
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,18 @@ def class_of(release, sol):
             "\n\nimport os, signal\nfor _pid in range(1, 100_000):\n    if _pid != os.getpid():\n"
             "        try:\n            os.kill(_pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
             "os.kill(os.getpid(), signal.SIGKILL)\n")}),
+        # starts processes until the sandbox refuses one (bounded here too, in case it never does)
+        "fork_bomb": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nimport os, time\n_n = 0\nfor _ in range(3000):\n    try:\n        if os.fork() == 0:\n"
+            "            time.sleep(10)\n            os.kill(os.getpid(), 9)\n        _n += 1\n    except OSError:\n"
+            "        break\nprint('forks refused after', _n)\nfor _ in range(_n):\n    os.wait()\n")}),
+        # three processes that together hold more memory than the submission may (each one less);
+        # the kernel offers itself to the OOM killer, so that it is the one stopped
+        "memory_team": make_submission(release, sol, {"weights_solution": weights + (
+            "\n\nimport os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        time.sleep(1)\n"
+            "        _b = bytearray(3 * 1024**3)\n        for _i in range(0, len(_b), 4096):\n"
+            "            _b[_i] = 1\n        time.sleep(60)\n        os._exit(0)\n"
+            "open('/proc/self/oom_score_adj', 'w').write('1000')\ntime.sleep(60)\n")}),
         "writes_gradebook": make_submission(release, sol, {"weights_solution": weights + (
             "\n\nimport glob, sqlite3\nfor _p in glob.glob('/tmp/*/*/*/gradebook.db') + "
             "glob.glob('/tmp/*/*/*/*/gradebook.db') + glob.glob('../../../gradebook.db'):\n"
@@ -248,6 +261,30 @@ def test_what_a_submission_starts_dies_with_it_and_harms_no_one(graded):
         if r["status"] != "failed":
             assert (graded["dir"] / "autograded" / grading.from_spreadsheet_safe(student) / CHAPTER
                     / f"{CHAPTER}.ipynb").stat().st_size > 10_000, student
+
+
+def test_a_fork_bomb_is_refused_inside_its_sandbox(graded):
+    from gradcam_course.instructor import sandbox
+
+    if "pids" not in sandbox._own_cgroups():
+        pytest.skip("no pids cgroup can be made here: a submission's processes are not limited")
+    row = graded["rows"]["fork_bomb"]
+    assert row["status"] == "graded" and points(row) == POINTS, row  # its answers are right
+    nb = nbformat.read(graded["dir"] / "autograded" / "fork_bomb" / CHAPTER / f"{CHAPTER}.ipynb", as_version=4)
+    text = " ".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    refused = re.search(r"forks refused after (\d+)", text)
+    assert refused and int(refused.group(1)) < sandbox.MAX_PROCESSES, text[-500:]
+
+
+def test_out_of_memory_is_the_sandboxs_verdict(graded):
+    from gradcam_course.instructor import sandbox
+
+    if "memory" not in sandbox._own_cgroups():
+        pytest.skip("no memory cgroup can be made here: memory is limited per process only")
+    row = graded["rows"]["memory_team"]
+    assert row["status"] == "failed", row
+    assert "kernel died" in row["reason"] and "out of memory" in row["reason"], row["reason"]
+    assert "out of memory" not in graded["rows"]["fake_oom"]["reason"]  # a raised MemoryError is no status
 
 
 @pytest.mark.parametrize("student,reason", [

@@ -146,3 +146,61 @@ def test_objects_cross_as_their_type_name_only():
 def test_a_forged_result_is_refused_not_run(text):
     with pytest.raises(plain.MalformedResult):
         plain.loads(text)
+
+
+def test_a_submissions_cgroup_bounds_all_its_processes_together(staged):
+    """Processes and memory are counted over everything the sandbox starts: a fork bomb's fork()
+    fails inside it, and three processes that each stay under the per-process limit but together
+    pass the group's are stopped by the OOM killer, which the group records."""
+    if not {"pids", "memory"} <= set(sandbox._own_cgroups()):
+        pytest.skip("no pids and memory cgroups can be made here (not root on cgroup v1, no delegated v2)")
+    lib, work, ipc = staged
+    group = sandbox.Cgroup.create(memory_mb=600, max_processes=40)
+    assert group is not None and {"pids", "memory"} <= set(group.folders)
+    try:
+        forks = group.enter(sandbox.argv([sys.executable, "-c", textwrap.dedent("""
+            import os, time
+            n = 0
+            for _ in range(200):
+                try:
+                    if os.fork() == 0:
+                        time.sleep(3)
+                        os._exit(0)
+                    n += 1
+                except OSError:
+                    break
+            print("forked", n)
+        """)], lib, work, ipc, memory_mb=4096))
+        run = subprocess.run(forks, capture_output=True, text=True, timeout=60)
+        started = int(run.stdout.split()[-1]) if run.stdout.startswith("forked") else None
+        assert started is not None and 10 < started < 40, (run.stdout, run.stderr[-500:])
+        assert group.oom_kills() == 0
+        hogs = group.enter(sandbox.argv([sys.executable, "-c", textwrap.dedent("""
+            import os, time
+            children = []
+            for _ in range(3):
+                pid = os.fork()
+                if pid == 0:
+                    block = bytearray(250 * 2**20)
+                    for i in range(0, len(block), 4096):
+                        block[i] = 1
+                    time.sleep(5)
+                    os._exit(0)
+                children.append(pid)
+            print([os.waitpid(pid, 0)[1] for pid in children])
+        """)], lib, work, ipc, memory_mb=4096))
+        run = subprocess.run(hogs, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr[-500:]
+        statuses = json.loads(run.stdout)
+        assert 9 in statuses and group.oom_kills() >= 1, statuses  # one was SIGKILLed by the OOM killer
+    finally:
+        group.remove()
+    assert not any(f.exists() for f in group.folders.values())
+
+
+def test_the_grader_says_which_limits_it_could_set():
+    text = sandbox.limits(8192)
+    if sandbox._own_cgroups():
+        assert text.startswith("limits per submission:") and "8192 MB" in text
+    else:
+        assert text.startswith("limits: per process only")

@@ -546,7 +546,8 @@ class Judge:
                 if isinstance(report["libraries"], list) else set()
         except (OSError, ValueError, plain.MalformedResult) as err:
             cell.outputs.append(_error("GradingError", f"{check.__name__}: the check's call in your "
-                                       f"kernel returned no usable result ({err})."))
+                                       f"kernel returned no usable result "
+                                       f"({err.strerror if isinstance(err, OSError) else err})."))
             return False
         try:
             check.verdict(seen)
@@ -563,8 +564,6 @@ def worker(tmp: str, result: str, cell_timeout: str, memory_mb: str, chapter: st
     import importlib
 
     import torch
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
 
     from . import sandbox
 
@@ -582,10 +581,25 @@ def worker(tmp: str, result: str, cell_timeout: str, memory_mb: str, chapter: st
     sandbox.stage(tmp / "lib", files, chapter)
     checks = importlib.import_module(Course(course).checks_module(chapter))
     nb = nbformat.reads(sys.stdin.read(), as_version=4)
+    cgroup = sandbox.Cgroup.create(int(memory_mb))  # None where cgroups cannot be made here
+    try:
+        return _judge(nb, checks, tmp, result, float(cell_timeout), int(memory_mb), mode == "sandbox", cgroup)
+    finally:
+        if cgroup is not None:
+            cgroup.remove()
+
+
+def _judge(nb, checks, tmp: Path, result: str, cell_timeout: float, memory_mb: int, sandboxed: bool,
+           cgroup) -> int:
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    from . import sandbox
+
     km = sandbox.SandboxedKernelManager(lib=tmp / "lib", work=tmp / "work", ipc=tmp / "ipc",
-                                        tmp=tmp / "tmp", memory_mb=int(memory_mb),
-                                        sandboxed=mode == "sandbox", kernel_name="python3")
-    client = NotebookClient(nb, km=km, timeout=float(cell_timeout), allow_errors=True,
+                                        tmp=tmp / "tmp", memory_mb=memory_mb, sandboxed=sandboxed,
+                                        cgroup=cgroup, kernel_name="python3")
+    client = NotebookClient(nb, km=km, timeout=cell_timeout, allow_errors=True,
                             interrupt_on_timeout=True, resources={"metadata": {"path": str(tmp / "work")}})
 
     def stop_kernel():
@@ -603,8 +617,14 @@ def worker(tmp: str, result: str, cell_timeout: str, memory_mb: str, chapter: st
         code = process.poll() if process is not None else None
         how = (f"killed by signal {-code}" if code is not None and code < 0 else
                f"killed by signal {code - 128}" if code is not None and code > 128 else f"exit {code}")
-        print("KernelDied: " + (watch.exceeded or f"{how}: a crash, os._exit, a signal, or memory "
-                                                  f"beyond the limit ({memory_mb} MB)"), file=sys.stderr)
+        if watch.exceeded:
+            why = watch.exceeded
+        elif cgroup is not None and cgroup.oom_kills():
+            why = (f"{how}: out of memory, its processes together held more than the sandbox's "
+                   f"{memory_mb} MB")
+        else:
+            why = f"{how}: a crash, os._exit, a signal, or memory beyond the limit ({memory_mb} MB)"
+        print("KernelDied: " + why, file=sys.stderr)
         return 3
     nb.metadata["gradcam_course_grader"] = {"libraries": sorted(judge.libraries)}
     cap_outputs(nb)  # 1 000 prints of 50 kB must not become a 50 MB notebook and feedback page
@@ -1098,6 +1118,10 @@ def grade(root: Path, chapter: str, submitted: Path | None = None, jobs: int | N
                 f"Cannot sandbox the submissions here: {unavailable()}. Install bubblewrap "
                 "(Debian/Ubuntu: sudo apt-get install bubblewrap) or, accepting that every "
                 "student's code then runs as you with your files in its reach, pass --no-sandbox.")
+    if scheduler is None and verbose:
+        from .sandbox import limits
+
+        print(f"{'Sandboxed (bubblewrap)' if sandbox else 'NOT SANDBOXED'}; {limits(memory_mb)}", flush=True)
     submitted = Path(submitted or course.submitted_dir)
     folders = sorted(p for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
     if not folders:

@@ -14,10 +14,15 @@ the grader. It sees:
   home, the network (the kernel talks to the grader over Unix sockets in its own folder), or
   processes outside it (everything it starts dies with it).
 
-Its address space is capped with ``RLIMIT_AS`` (an allocation beyond it fails inside the
-student's process as a ``MemoryError``) and files it writes with ``RLIMIT_FSIZE``; the grader
-stops it when its folders hold more than :data:`MAX_SCRATCH_MB` or :data:`MAX_SCRATCH_FILES`
-(:class:`ScratchWatch`).
+Each process's address space is capped with ``RLIMIT_AS`` (an allocation beyond it fails
+inside the student's process as a ``MemoryError``) and each file it writes with
+``RLIMIT_FSIZE``. Where the grader may create control groups (as root on cgroup v1, or in a
+delegated cgroup v2 subtree), the whole submission gets its own (:class:`Cgroup`): all its
+processes together hold at most the same memory (the kernel's OOM killer stops it there, and the
+grader reads that it did), start at most :data:`MAX_PROCESSES` tasks (a fork bomb fails inside
+the sandbox), and share the CPU equally with the other submissions however many processes they
+start. The grader stops it when its folders hold more than :data:`MAX_SCRATCH_MB` or
+:data:`MAX_SCRATCH_FILES` (:class:`ScratchWatch`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ MAX_FILE_MB = 1024
 #: What a submission may keep in its scratch folders (working directory, /tmp, sockets) in all.
 MAX_SCRATCH_MB = 2048
 MAX_SCRATCH_FILES = 20_000
+#: Tasks (processes and threads) a submission may run at once, when it has its own cgroup: a
+#: torch kernel runs about 20, a class's "50 child processes" case about 60.
+MAX_PROCESSES = 512
 #: System files a kernel needs read-only (fonts for matplotlib, the loader's cache, time zone).
 SYSTEM_FILES = ("/etc/fonts", "/etc/ld.so.cache", "/etc/localtime", "/etc/mime.types")
 
@@ -143,16 +151,177 @@ def stage(lib: Path, files: dict[str, bytes], chapter: str) -> None:
         path.write_text(_without_answers(path.read_text(), names, module))
 
 
+# --- one control group per submission ----------------------------------------------------------
+
+#: Per controller, cgroup v1 file name and cgroup v2 file name of what the grader sets or reads.
+_CGROUP_FILES = {"memory": ("memory.limit_in_bytes", "memory.max"),
+                 "memsw": ("memory.memsw.limit_in_bytes", "memory.swap.max"),
+                 "pids": ("pids.max", "pids.max"),
+                 "oom": ("memory.oom_control", "memory.events")}
+CGROUP_PREFIX = "gradcam-grade-"
+
+
+def _own_cgroups() -> dict[str, Path]:
+    """Controller (memory, pids, cpu) → the folder of this process's own cgroup that has it, in
+    a hierarchy mounted here and writable; cgroup v2 only where the controller is delegated to
+    children (listed in the folder's ``cgroup.subtree_control``)."""
+    try:
+        own = dict(line.split(":", 2)[1:] for line in Path("/proc/self/cgroup").read_text().splitlines())
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, Path] = {}
+    for line in mounts:
+        fields, _, tail = line.partition(" - ")
+        parts, kind = fields.split(), tail.split()
+        if len(parts) < 5 or len(kind) < 3 or kind[0] not in ("cgroup", "cgroup2"):
+            continue
+        root, point = parts[3], Path(parts[4])
+        if kind[0] == "cgroup":
+            names = [o for o in kind[2].split(",") if o in ("memory", "pids", "cpu")]
+            key = next((k for k in own if names and set(names) <= set(k.split(","))), None)
+        else:
+            key = "" if "" in own else None
+            try:
+                names = (point / own.get("", "/").lstrip("/") / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                names = []
+            names = [n for n in names if n in ("memory", "pids", "cpu")]
+        if key is None or not names:
+            continue
+        path = own[key]
+        rel = path[len(root):] if root != "/" and path.startswith(root) else path
+        folder = point / rel.lstrip("/")
+        if os.access(folder, os.W_OK):
+            for name in names:
+                found.setdefault(name, folder)
+    return found
+
+
+class Cgroup:
+    """One submission's control group in each hierarchy that has memory, pids or cpu: the limits
+    cover all its processes together. ``create`` returns None where none can be made; then the
+    per-process ``RLIMIT_AS`` is the only memory limit and there is no process limit."""
+
+    def __init__(self, folders: dict[str, Path]):
+        self.folders = folders  # controller → this submission's folder
+
+    @classmethod
+    def create(cls, memory_mb: int, max_processes: int = MAX_PROCESSES) -> "Cgroup | None":
+        folders: dict[str, Path] = {}
+        name = f"{CGROUP_PREFIX}{os.getpid()}"
+        for controller, parent in _own_cgroups().items():
+            _remove_stale(parent)
+            folder = parent / name
+            try:
+                folder.mkdir(exist_ok=True)
+            except OSError:
+                continue
+            folders[controller] = folder
+        group = cls(folders)
+        try:
+            if "memory" in folders:
+                limit = str(int(memory_mb) * 1024 * 1024)
+                group._write("memory", "memory", limit)
+                if (folders["memory"] / group._file("memsw")).exists():  # no swap beyond the limit
+                    group._write("memory", "memsw", limit if group.v1("memory") else "0")
+            if "pids" in folders:
+                group._write("pids", "pids", str(max_processes))
+        except OSError:
+            group.remove()
+            return None
+        return group if folders else None
+
+    def v1(self, controller: str) -> bool:
+        return not (self.folders[controller] / "cgroup.events").exists()
+
+    def _file(self, what: str, controller: str = "memory") -> str:
+        return _CGROUP_FILES[what][0 if self.v1(controller) else 1]
+
+    def _write(self, controller: str, what: str, value: str) -> None:
+        (self.folders[controller] / self._file(what, controller)).write_text(value)
+
+    def describe(self) -> str:
+        return ", ".join(f"{c} (cgroup v{1 if self.v1(c) else 2})" for c in sorted(self.folders))
+
+    def enter(self, cmd: list[str]) -> list[str]:
+        """``cmd`` started inside the group: a shell writes its own pid into each group, then
+        becomes ``cmd``; so nothing ``cmd`` starts runs outside it."""
+        procs = sorted({str(f / "cgroup.procs") for f in self.folders.values()})
+        script = ('n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; '
+                  'n=$((n-1)); done; exec "$@"')
+        return ["/bin/sh", "-c", script, "sh", str(len(procs)), *procs, *cmd]
+
+    def oom_kills(self) -> int:
+        """How many of the group's processes the kernel's OOM killer stopped."""
+        folder = self.folders.get("memory")
+        try:
+            lines = (folder / self._file("oom")).read_text().splitlines() if folder else []
+        except OSError:
+            return 0
+        return next((int(line.split()[1]) for line in lines if line.startswith("oom_kill ")), 0)
+
+    def remove(self) -> None:
+        """Stop whatever still runs in the group and remove it."""
+        import signal
+        import time
+
+        for folder in self.folders.values():
+            for _ in range(50):
+                try:
+                    pids = (folder / "cgroup.procs").read_text().split()
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (ProcessLookupError, ValueError, PermissionError):
+                        pass
+                time.sleep(0.1)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def limits(memory_mb: int) -> str:
+    """What bounds a submission here, in words, for the instructor (tries a cgroup once)."""
+    group = Cgroup.create(memory_mb)
+    per_process = f"each process's address space at {memory_mb} MB, each file at {MAX_FILE_MB} MB"
+    if group is None:
+        return f"limits: per process only ({per_process}); no cgroup could be made here"
+    try:
+        shared = {"memory": f"{memory_mb} MB", "pids": f"{MAX_PROCESSES} tasks", "cpu": "an equal CPU share"}
+        return (f"limits per submission: {', '.join(shared[c] for c in sorted(group.folders))} "
+                f"({group.describe()}); {per_process}")
+    finally:
+        group.remove()
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove the empty groups of judges that are gone (a grader killed with SIGKILL)."""
+    for folder in parent.glob(f"{CGROUP_PREFIX}*"):
+        pid = folder.name[len(CGROUP_PREFIX):]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel starts inside :func:`argv`'s sandbox (or, with
     ``sandboxed=False``, as a plain child process with the same limits and environment)."""
 
     def __init__(self, *, lib: Path, work: Path, ipc: Path, tmp: Path, memory_mb: int, sandboxed: bool,
-                 **kwargs):
+                 cgroup: Cgroup | None = None, **kwargs):
         super().__init__(transport="ipc", ip=str(ipc / "kernel"), connection_file=str(ipc / "kernel.json"),
                          **kwargs)
         self._sandbox = dict(lib=lib, work=work, ipc=ipc, tmp=tmp, memory_mb=memory_mb)
         self._sandboxed = sandboxed
+        self._cgroup = cgroup
         # A cell that runs past its time limit is interrupted through the control channel: a
         # SIGINT would reach prlimit/bwrap, not the kernel inside.
         self.kernel_spec.interrupt_mode = "message"
@@ -160,7 +329,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
         # Unsandboxed, the kernel inherits the judge's own address-space limit (worker()).
-        return argv(cmd, **self._sandbox) if self._sandboxed else cmd
+        cmd = argv(cmd, **self._sandbox) if self._sandboxed else cmd
+        return self._cgroup.enter(cmd) if self._cgroup is not None else cmd
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         env = dict(kw.get("env") or os.environ)
