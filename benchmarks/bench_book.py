@@ -6,9 +6,12 @@ and trains what it needs. The build is the one
 execution time of each page comes from the build's own Jupyter cache (MyST-NB records it).
 
     .venv/bin/python benchmarks/bench_book.py            # about 15 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_book.py --cells 03_resnet_covid_ct 05_cam_family
 
 It prints a table (page, seconds) and the build's wall time; a measurement, it always exits 0
-unless the build itself fails.
+unless the build itself fails. ``--cells PAGE ...`` instead executes those pages as the build
+does, one kernel each, and prints each page's slowest cells (nbclient's own timestamps): where
+to look before cutting a chapter's run time.
 """
 
 from __future__ import annotations
@@ -38,13 +41,57 @@ def execution_times(build_dir: Path) -> dict[str, float]:
     return dict(sorted(times.items()))
 
 
-def build(out: Path) -> float:
+def book_env() -> dict[str, str]:
+    """The environment of the build's kernels; writes the book pages (``book/chapters``)."""
     env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1",
                PYDEVD_DISABLE_FILE_VALIDATION="1")
     env.pop("MPLBACKEND", None)  # the kernels keep the inline backend
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
     subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "book-pages"], cwd=ROOT,
                    env=env, check=True, capture_output=True)
+    return env
+
+
+def slowest_cells(page: str, env: dict[str, str], shown: int = 10) -> None:
+    """Execute one book page as the build does and print its wall time and slowest cells."""
+    from datetime import datetime
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = ROOT / "book" / "chapters" / f"{page}.ipynb"
+    if not path.is_file():
+        raise SystemExit(f"no book page {path.relative_to(ROOT)}: pages are "
+                         f"{sorted(p.stem for p in path.parent.glob('*.ipynb'))}")
+    nb = nbformat.read(path, as_version=4)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # the kernel inherits the build's environment
+    try:
+        start = time.perf_counter()
+        NotebookClient(nb, timeout=1800, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        wall = time.perf_counter() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        stamps = cell.metadata.get("execution", {})
+        began, ended = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
+        if cell.cell_type == "code" and began and ended:
+            seconds = (datetime.fromisoformat(ended.replace("Z", "+00:00"))
+                       - datetime.fromisoformat(began.replace("Z", "+00:00"))).total_seconds()
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            cells.append((seconds, index, first[:80]))
+    print(f"\n{page}: {wall:.0f} s to execute, {sum(c[0] for c in cells):.0f} s in cells")
+    print("| cell | seconds | first line |\n|---|---|---|")
+    for seconds, index, first in sorted(cells, reverse=True)[:shown]:
+        print(f"| {index} | {seconds:.1f} | `{first}` |")
+
+
+def build(out: Path) -> float:
+    env = book_env()
     start = time.perf_counter()
     proc = subprocess.run(["jupyter-book", "build", str(ROOT), "--path-output", str(out),
                            "--warningiserror", "--keep-going"], cwd=ROOT, env=env,
@@ -67,8 +114,16 @@ def report(title: str, wall: float, times: dict[str, float]) -> None:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", nargs="+", metavar="PAGE",
+                        help="time these pages' cells instead of building the book")
+    args = parser.parse_args()
+    if args.cells:
+        env = book_env()
+        for page in args.cells:
+            slowest_cells(page, env)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-book-") as tmp:
         wall = build(Path(tmp) / "cold")
         report("cold build (empty Jupyter cache)", wall, execution_times(Path(tmp) / "cold"))
