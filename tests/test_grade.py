@@ -564,6 +564,29 @@ def json_dumps(nb) -> str:
     return json.dumps(nb)
 
 
+def test_feedback_page_renders_prose_and_runs_no_student_script(tmp_path):
+    """Headings, paragraphs and math of the notebook render; a script in a markdown answer, a
+    raw HTML cell, an image value that breaks out of its src attribute or a LaTeX output does not."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Exercise 2 · Eq. 1 (10 points)\n\n$$\\alpha_k = 1$$\n\nWrite `f(x)`."),
+        nbformat.v4.new_markdown_cell("My answer <script>window.md = 1</script> <img src=x onerror=alert(1)>"),
+        nbformat.v4.new_raw_cell("<script>window.raw = 1</script>", metadata={"raw_mimetype": "text/html"}),
+        nbformat.v4.new_code_cell("x", outputs=[
+            nbformat.v4.new_output("display_data", data={"image/png": 'AAAA"><script>window.png = 1</script>'}),
+            nbformat.v4.new_output("display_data", data={"text/latex": "<script>window.tex = 1</script>",
+                                                         "text/plain": "latex"}),
+            nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})])])
+    page = tmp_path / "page.html"
+    grading.write_html(nb, page)
+    html = page.read_text()
+    assert '<h2 id="Exercise-2' in html and "<p>Write <code>f(x)</code>.</p>" in html
+    for payload in ("<script>window.md", "<img src=x", "<script>window.raw", "<script>window.png",
+                    "<script>window.tex"):
+        assert payload not in html, payload
+    assert "My answer &lt;script&gt;" in html  # the student's text is still there, as text
+    assert 'src="data:image/png;base64,iVBORw0KGgo="' in html  # a real image is kept
+
+
 def test_output_is_capped_per_cell_and_per_notebook_errors_kept():
     new = nbformat.v4
     prints = [new.new_output("stream", name="stdout", text="y" * 50_000) for _ in range(1000)]

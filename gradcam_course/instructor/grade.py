@@ -790,23 +790,39 @@ def _redact(text: str, secrets: set[str]) -> str:
     return text
 
 
+#: Where a tag starts in text: escaped in markdown and raw cells, so that what a student
+#: writes there shows as text (headings, lists, math and code still render).
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
+
+
 def write_html(nb, path: Path) -> None:
-    """The feedback page: HTML and SVG outputs shown as their text, markdown sanitised, so a
-    submission cannot put a script into a page that its reader opens."""
+    """The feedback page, safe to open: HTML, SVG, markdown and LaTeX outputs shown as their
+    text, tags in markdown and raw cells escaped, images kept only when they are base64 (their
+    value goes into an ``src`` attribute), so a submission cannot put a script into a page that
+    its reader opens. (nbconvert's own ``sanitize_html`` escapes every heading and paragraph.)"""
     from nbconvert import HTMLExporter
 
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
+        if cell.get("cell_type") in ("markdown", "raw") and isinstance(cell.get("source"), str):
+            cell.source = _TAG_START.sub("&lt;", cell.source)
+            cell.metadata.pop("raw_mimetype", None)
+            cell.metadata.pop("format", None)
+            cell.pop("attachments", None)
         for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             data = out.get("data")
             if isinstance(data, dict):
-                for mime in ("text/html", "image/svg+xml", "text/markdown"):
+                for mime in ("text/html", "image/svg+xml", "text/markdown", "text/latex"):
                     data.pop(mime, None)
+                for mime in ("image/png", "image/jpeg"):
+                    if mime in data and not (isinstance(data[mime], str) and _BASE64.fullmatch(data[mime])):
+                        data.pop(mime)
                 if not data:
                     data["text/plain"] = UNSUPPORTED_NOTE
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        body, _ = HTMLExporter(sanitize_html=True).from_notebook_node(nb)
+        body, _ = HTMLExporter().from_notebook_node(nb)
     except Exception as err:  # noqa: BLE001 - one unrenderable notebook must not stop the run
         import html
 
