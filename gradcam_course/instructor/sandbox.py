@@ -242,7 +242,8 @@ class Cgroup:
         (self.folders[controller] / self._file(what, controller)).write_text(value)
 
     def describe(self) -> str:
-        return ", ".join(f"{c} (cgroup v{1 if self.v1(c) else 2})" for c in sorted(self.folders))
+        versions = sorted({1 if self.v1(c) else 2 for c in self.folders})
+        return "cgroup " + " and ".join(f"v{v}" for v in versions)
 
     def enter(self, cmd: list[str]) -> list[str]:
         """``cmd`` started inside the group: a shell writes its own pid into each group, then
@@ -293,8 +294,9 @@ def limits(memory_mb: int) -> str:
     if group is None:
         return f"limits: per process only ({per_process}); no cgroup could be made here"
     try:
-        shared = {"memory": f"{memory_mb} MB", "pids": f"{MAX_PROCESSES} tasks", "cpu": "an equal CPU share"}
-        return (f"limits per submission: {', '.join(shared[c] for c in sorted(group.folders))} "
+        shared = {"memory": f"{memory_mb} MB of memory", "pids": f"{MAX_PROCESSES} tasks",
+                  "cpu": "an equal CPU share"}
+        return (f"limits per submission: {', '.join(shared[c] for c in shared if c in group.folders)} "
                 f"({group.describe()}); {per_process}")
     finally:
         group.remove()
