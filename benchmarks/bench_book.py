@@ -41,10 +41,11 @@ def execution_times(build_dir: Path) -> dict[str, float]:
     return dict(sorted(times.items()))
 
 
-def book_env() -> dict[str, str]:
-    """The environment of the build's kernels; writes the book pages (``book/chapters``)."""
+def book_env(model_cache: Path) -> dict[str, str]:
+    """The environment of the build's kernels, with an empty model cache (the build trains a
+    model two chapters share once); writes the book pages (``book/chapters``)."""
     env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1",
-               PYDEVD_DISABLE_FILE_VALIDATION="1")
+               PYDEVD_DISABLE_FILE_VALIDATION="1", GRADCAM_COURSE_MODEL_CACHE=str(model_cache))
     env.pop("MPLBACKEND", None)  # the kernels keep the inline backend
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
     subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "book-pages"], cwd=ROOT,
@@ -91,7 +92,7 @@ def slowest_cells(page: str, env: dict[str, str], shown: int = 10) -> None:
 
 
 def build(out: Path) -> float:
-    env = book_env()
+    env = book_env(out / "models")
     start = time.perf_counter()
     proc = subprocess.run(["jupyter-book", "build", str(ROOT), "--path-output", str(out),
                            "--warningiserror", "--keep-going"], cwd=ROOT, env=env,
@@ -120,9 +121,10 @@ def main() -> None:
                         help="time these pages' cells instead of building the book")
     args = parser.parse_args()
     if args.cells:
-        env = book_env()
-        for page in args.cells:
-            slowest_cells(page, env)
+        with tempfile.TemporaryDirectory(prefix="bench-cells-") as tmp:
+            env = book_env(Path(tmp) / "models")  # shared by the pages, in the order given
+            for page in args.cells:
+                slowest_cells(page, env)
         return
     with tempfile.TemporaryDirectory(prefix="bench-book-") as tmp:
         wall = build(Path(tmp) / "cold")

@@ -15,6 +15,9 @@ import torch
 FAST_ENV = "GRADCAM_COURSE_FAST"
 #: Caps torch's CPU threads; grading runs many kernels side by side.
 THREADS_ENV = "GRADCAM_COURSE_THREADS"
+#: A folder where `train_classifier` keeps trained weights, keyed by everything that made them,
+#: so that a book build trains a model once however many chapters train it (unset: no cache).
+MODEL_CACHE_ENV = "GRADCAM_COURSE_MODEL_CACHE"
 
 
 def grading_mode() -> bool:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightning as L
 import torch
 import torchmetrics
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from .runtime import fast_mode, interactive, quiet
+from .runtime import MODEL_CACHE_ENV, fast_mode, interactive, quiet
 
 
 class LitClassifier(L.LightningModule):
@@ -119,18 +123,88 @@ class TrainingResult:
     test_loss: float
     history: list[dict[str, float]] = field(default_factory=list)
     epochs: int = 0
+    #: True when the weights came from the model cache (``GRADCAM_COURSE_MODEL_CACHE``).
+    cached: bool = False
+
+
+def _digest_data(h, data) -> bool:
+    """Feed a dataset's contents into ``h``; False for a dataset this cache cannot read."""
+    if isinstance(data, TensorDataset):
+        for t in data.tensors:
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return True
+    if isinstance(data, Subset):
+        h.update(repr(list(data.indices)).encode())
+        return _digest_data(h, data.dataset)
+    return False
+
+
+def training_key(lit: LitClassifier, datamodule: L.LightningDataModule, epochs: int,
+                 seed: int) -> str | None:
+    """A digest of everything that decides the trained weights: the initial weights and the
+    architecture (``repr`` shows strides), the code of its layers and of this module, the loss
+    and optimiser settings, the three datasets, the epochs, batch size and seed, and the library
+    versions. None when the data module is not one whose datasets it can read (then nothing is
+    cached)."""
+    if not isinstance(datamodule, SplitDataModule):
+        return None
+    h = hashlib.sha256()
+    # This module's code and that of every layer class in the model (a changed forward counts).
+    sources = {Path(__file__)} | {Path(f) for m in lit.model.modules()
+                                  if (f := inspect.getsourcefile(type(m)))}
+    for source in sorted(sources):
+        h.update(source.read_bytes())
+    h.update(f"{torch.__version__} {L.__version__} {type(lit.model).__qualname__}".encode())
+    h.update(repr(lit.model).encode())
+    for name, value in lit.model.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    loss_weight = getattr(lit.loss_fn, "weight", None) if not lit.binary else lit.loss_fn.pos_weight
+    h.update(repr((lit.lr, lit.cosine, lit.binary, type(lit.loss_fn).__name__)).encode())
+    if loss_weight is not None:
+        h.update(loss_weight.detach().cpu().numpy().tobytes())
+    h.update(repr((epochs, seed, datamodule.batch_size, datamodule.seed)).encode())
+    for part in ("train", "val", "test"):
+        h.update(part.encode())
+        if not _digest_data(h, datamodule.parts[part]):
+            return None
+    return h.hexdigest()[:16]
+
+
+def _cache_file(lit, datamodule, epochs, seed, fast) -> Path | None:
+    folder = os.environ.get(MODEL_CACHE_ENV)
+    if not folder or fast:
+        return None
+    key = training_key(lit, datamodule, epochs, seed)
+    return None if key is None else Path(folder) / f"{type(lit.model).__name__}-{key}.pt"
 
 
 def train_classifier(lit: LitClassifier, datamodule: L.LightningDataModule,
                      max_epochs: int = 10, fast: bool | None = None,
                      progress_bar: bool | None = None, seed: int = 0) -> TrainingResult:
     """Fit, then test. In fast mode (grading, tests) one short epoch is enough: graded
-    functions are checked on their own inputs, never on how well this model trained."""
+    functions are checked on their own inputs, never on how well this model trained.
+
+    With ``GRADCAM_COURSE_MODEL_CACHE`` set (the book build sets it), a training whose every
+    input is the same as an earlier one's (see :func:`training_key`) loads that training's
+    weights and numbers instead of running again, and says so; an empty cache trains."""
     quiet()
     fast = fast_mode() if fast is None else fast
+    epochs = 1 if fast else max_epochs
+    cache = _cache_file(lit, datamodule, epochs, seed, fast)
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache, map_location="cpu", weights_only=True)
+        lit.model.load_state_dict(saved["state_dict"])
+        lit.eval()
+        L.seed_everything(seed + 1, verbose=False)  # what follows runs as after a training
+        print(f"{type(lit.model).__name__}: the same training (code, initial weights, data, "
+              f"settings, seed) already ran in this build: its weights are reused "
+              f"(model cache {cache.stem}).")
+        return TrainingResult(saved["test_acc"], saved["test_loss"], saved["history"],
+                              saved["epochs"], cached=True)
     L.seed_everything(seed, verbose=False)
     history = History()
-    epochs = 1 if fast else max_epochs
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
@@ -149,7 +223,16 @@ def train_classifier(lit: LitClassifier, datamodule: L.LightningDataModule,
     trainer.fit(lit, datamodule=datamodule)
     (metrics,) = trainer.test(lit, datamodule=datamodule, verbose=False)
     lit.eval()
-    return TrainingResult(metrics["test_acc"], metrics["test_loss"], history.epochs, epochs)
+    L.seed_everything(seed + 1, verbose=False)  # the same state as after a cached training
+    result = TrainingResult(metrics["test_acc"], metrics["test_loss"], history.epochs, epochs)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial")
+        torch.save({"state_dict": lit.model.state_dict(), "test_acc": float(result.test_acc),
+                    "test_loss": float(result.test_loss), "history": result.history,
+                    "epochs": epochs}, partial)
+        partial.replace(cache)  # never a half-written file under the final name
+    return result
 
 
 @torch.no_grad()

@@ -19,7 +19,8 @@ SECRETS = ("HIDDEN TESTS", "load_checks", "check_capture", "autograder.checks")
 def html(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     release.write_book_pages(ROOT)
-    env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1")
+    env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1",
+               GRADCAM_COURSE_MODEL_CACHE=str(out / "models"))  # empty: cold, as on a fresh clone
     env.pop("MPLBACKEND", None)  # the kernel's inline backend must capture the figures
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
     proc = subprocess.run(["jupyter-book", "build", str(ROOT), "--path-output", str(out),

@@ -564,7 +564,7 @@ load_checks().check_insertion_auc(insertion_deletion)
 # - and the wall time per patch on this machine.
 
 # %%
-N_EVAL = 4 if FAST else 120
+N_EVAL = 4 if FAST else 60
 evaluated = positives[:N_EVAL]
 x_eval, m_eval = test_images[evaluated], evidence[evaluated]
 maps, seconds = explain_all(x_eval)

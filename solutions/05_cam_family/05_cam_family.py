@@ -31,7 +31,7 @@
 # - recognise when a method's map can come out *inverted*, and fix it;
 # - choose a method with numbers: pointing games, insertion/deletion, ROAD, sanity check, cost.
 #
-# **Run time:** about 6 minutes on a CPU. **Points (100):** exercise 1 (Grad-CAM++) 15 ·
+# **Run time:** about 5 minutes on a CPU. **Points (100):** exercise 1 (Grad-CAM++) 15 ·
 # exercise 2 (HiResCAM) 10 · exercise 3 (LayerCAM) 10 · exercise 4 (Score-CAM) 25 · exercise 5
 # (EigenCAM) 20 · written answers 2 × 10.
 
@@ -75,13 +75,18 @@ FAST = fast_mode()  # grading and tests: a few slices and tiny training, the sam
 #
 # We need images where we *know* where the evidence is, so this chapter always uses the
 # **synthetic CT slices** of chapter 3: every COVID slice comes with the mask of its ground-glass
-# lesions (the real Kaggle scans have no such masks). We hold out 40 % of the patients, so that
-# the comparison has a few hundred lesion slices, and train chapter 3's ResNet18 (grey stem,
-# `layer4` on a 1/16 grid, 6 × 6 for 96-pixel slices) with the same recipe.
+# lesions (the real Kaggle scans have no such masks). They are chapter 3's offline data exactly
+# (100 patients, a quarter of them held out for testing), and we train chapter 3's ResNet18
+# (grey stem, `layer4` on a 1/16 grid, 6 × 6 for 96-pixel slices) with the same recipe, from the
+# same initial weights.
+#
+# The same code, data, initial weights and seed give the same trained weights, so when the book
+# is built, `train_classifier` reuses the model chapter 3 trained instead of training it twice
+# (the cell says so when it does). In Colab or on your machine it trains here.
 
 # %%
-splits = load_synthetic_ct(size=32 if FAST else 96, n_patients=24 if FAST else 120,
-                           slices_per_patient=6 if FAST else 10, test_share=0.4)
+splits = load_synthetic_ct(size=32 if FAST else 96, n_patients=24 if FAST else 100,
+                           slices_per_patient=6 if FAST else 10)
 print(banner("Data: synthetic CT slices with lesion masks",
              f"{splits.description}\n{splits.summary()}\n"
              "Why: the comparison needs to know where the lesions are."))
@@ -92,6 +97,7 @@ SIZE = test.images.shape[-1]
 EPOCHS = 6
 counts = torch.tensor(splits.train.counts(), dtype=torch.float)
 weights = counts.sum() / (len(counts) * counts)  # chapter 3's class weights
+torch.manual_seed(0)  # chapter 3's initial weights
 model = build_resnet18().to(device)
 lit = LitClassifier(model, num_classes=2, lr=1e-3, class_weights=weights, cosine=True)
 result = train_classifier(lit, CTDataModule(splits.train, splits.val, splits.test), max_epochs=EPOCHS)
@@ -545,8 +551,8 @@ plt.show()
 
 # %%
 N_LOCAL = 6 if FAST else 200    # pointing games
-N_FAITH = 4 if FAST else 32     # insertion/deletion
-N_ROAD = 2 if FAST else 8       # ROAD: a sparse linear solve per slice and percentile
+N_FAITH = 4 if FAST else 16     # insertion/deletion
+N_ROAD = 2 if FAST else 4       # ROAD: a sparse linear solve per slice and percentile
 N_SCORE = 2 if FAST else 12     # Score-CAM: 512 forward passes per slice
 evaluated = covid[:N_LOCAL]
 x_eval, m_eval = test.images[evaluated], test.masks[evaluated]
@@ -579,7 +585,7 @@ for name, m in maps.items():
                   "ms per slice": 1000 * seconds[name]}
 table = pd.DataFrame(rows).T
 table["slices"] = table["slices"].astype(int)
-print(f"{N_LOCAL} COVID test slices (synthetic): insertion/deletion on the first {N_FAITH}, ROAD on "
+print(f"{len(evaluated)} COVID test slices (synthetic): insertion/deletion on the first {N_FAITH}, ROAD on "
       f"the first {N_ROAD}, Score-CAM on the first {N_SCORE} for every metric")
 display(table.round(3))
 for metric in ("pointing game", "deletion AUC ↓"):
@@ -605,10 +611,12 @@ plt.show()
 # - Grad-CAM, XGrad-CAM and HiResCAM share one row of numbers. That is the proof of exercise 2 at
 #   work: after `layer4` come global pooling and one linear layer, so the gradient is the same at
 #   every position, and the three formulas give the same map.
-# - The class-specific methods point at a lesion about 8 times as often as a random map, and they
-#   are faithful: deleting their top pixels removes the COVID probability faster than deleting
-#   random ones. Score-CAM is the most faithful of all (the lowest deletion and the highest
-#   insertion AUC), at 500 to 600 times the cost of a gradient method.
+# - The class-specific methods point at a lesion more than ten times as often as a random map.
+#   Faithfulness separates them: deleting the top pixels of Grad-CAM (and its two twins) removes
+#   the COVID probability faster than deleting random ones, while Grad-CAM++ and LayerCAM do no
+#   better than the random map on the 16 slices scored. Score-CAM is the most faithful of all
+#   (the lowest deletion and the highest insertion AUC), at 500 to 600 times the cost of a
+#   gradient method.
 # - EigenCAM localises almost as often (its principal component often *is* the lesion), but its
 #   deletion AUC is worse than the random map's: the pixels it ranks first are not the ones the
 #   COVID logit depends on. ROAD ranks it first; on a model this confident, ROAD's imputed
@@ -735,20 +743,21 @@ display(sanity.round(2))
 # the sanity check, and say what the chosen method cannot show.
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "answer_trust", "locked": false, "points": 10, "schema_version": 3, "solution": true, "task": false}
-# *Model answer (numbers of the offline book build).* On localisation the class-specific
-# methods are close: pointing game 0.37 for Grad-CAM++ and 0.365 for Grad-CAM, HiResCAM,
-# XGrad-CAM and LayerCAM, against 0.045 for a random map. On faithfulness Score-CAM is best
-# (deletion AUC 0.036, insertion 0.78, on 12 slices), then Grad-CAM/HiResCAM (0.061 and 0.64),
-# then Grad-CAM++ and LayerCAM (0.07); EigenCAM is worse than random on deletion (0.158 against
-# 0.075), though ROAD prefers it. The sanity check separates them most: re-initialising only the
-# head (`fc`) drops Grad-CAM/HiResCAM to a rank correlation of 0.33 and layer4 to below 0, while
-# Score-CAM keeps 0.94 and EigenCAM 1.00 (it never reads the head) and Grad-CAM++/LayerCAM 0.76.
-# A map that barely changes when the classifier is replaced by a random one does not explain the
-# classifier. I would trust **HiResCAM** (here identical to Grad-CAM): at this layer it is exactly
-# the logit's decomposition over the grid, it passes the sanity check, it is faithful and it
-# costs 6 ms per slice. Score-CAM's better deletion score does not outweigh its weak dependence
-# on the head and its 3.6 s per slice. HiResCAM cannot show anything finer than the 6 × 6 grid
-# of `layer4`, and it explains the model, right or wrong, not the disease.
+# *Model answer (numbers of the offline book build).* On localisation the gradient methods are
+# close: pointing game 0.341 for Grad-CAM, HiResCAM and XGrad-CAM, 0.324 for Grad-CAM++, 0.329
+# for LayerCAM and 0.353 for EigenCAM, against 0.029 for a random map (Score-CAM's 0.667 comes
+# from its 12 slices only). On faithfulness Score-CAM is best (deletion AUC 0.088, insertion
+# 0.847, on 12 slices), then Grad-CAM/HiResCAM (0.123 and 0.743); Grad-CAM++ (0.158), LayerCAM
+# (0.153) and EigenCAM (0.201) delete no faster than the random map (0.136), though ROAD prefers
+# EigenCAM. The sanity check separates them most: re-initialising only the head (`fc`) drops
+# Grad-CAM/HiResCAM to a rank correlation of −0.07, while Grad-CAM++ and LayerCAM keep 0.6,
+# Score-CAM 0.37 and EigenCAM 1.00 (it never reads the head). A map that barely changes when the
+# classifier is replaced by a random one does not explain the classifier. I would trust
+# **HiResCAM** (here identical to Grad-CAM): at this layer it is exactly the logit's
+# decomposition over the grid, it passes the sanity check, it is faithful and it costs about
+# 7 ms per slice. Score-CAM's better deletion score, measured on 12 slices, does not outweigh
+# its 4.4 s per slice. HiResCAM cannot show anything finer than the 6 × 6 grid of `layer4`, and
+# it explains the model, right or wrong, not the disease.
 
 # %% [markdown]
 # **Question 2 (10 points).** Why does Score-CAM cost what it costs? Give the number of forward
@@ -759,7 +768,7 @@ display(sanity.round(2))
 # *Model answer.* Score-CAM scores every channel of the target layer with its own forward pass
 # of a masked input: $K$ passes per image and class. Here $K = 512$ (`layer4` of ResNet18): 512
 # forward passes of a 96 × 96 slice, plus one to get the activations, where a gradient method
-# needs one forward and one partial backward pass; the measured cost is 3.6 s against 6 ms per
+# needs one forward and one partial backward pass; the measured cost is 4.4 s against 7 ms per
 # slice on this 2-core CPU, about 600 times more. For VGG16's `features[29]` it is 512 passes
 # of a 224 × 224 photo, about 15.5 GFLOP each, so roughly 8 TFLOP per image and class. Batching
 # the masked inputs and running them under `torch.inference_mode()` (no autograd bookkeeping)
