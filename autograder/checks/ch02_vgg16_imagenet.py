@@ -47,7 +47,12 @@ def check_vgg_gradients(seen):
 @paired(probe.probe_overlay)
 def check_overlay(seen):
     image, cam = probe.overlay_inputs()
-    for (alpha, colormap), got in zip(probe.OVERLAY_CASES, seen["overlays"], strict=True):
+    tensor = seen["overlay_of_tensor"]
+    assert "error" not in tensor, (
+        f"overlay_heatmap failed when the map is a torch tensor, as the chapter's figures pass "
+        f"it: {tensor['error']}. Accept both: convert a tensor with cam.detach().cpu().numpy().")
+    cases = list(zip(probe.OVERLAY_CASES, seen["overlays"], strict=True))
+    for (alpha, colormap), got in cases + [(probe.OVERLAY_TENSOR_CASE, tensor["value"])]:
         expected = ref.overlay_heatmap(image, cam, alpha=alpha, colormap=colormap)
         assert isinstance(got, np.ndarray) and got.dtype == np.uint8, (
             "Return a uint8 numpy array (H, W, 3).")
@@ -85,6 +90,13 @@ def check_guided_backprop(seen):
     assert seen["relus_inplace"] is True, "Restore the ReLUs' inplace flag after the call."
     assert seen["grads_none"] is True, (
         "Parameter .grad was filled: use torch.autograd.grad with respect to the input.")
+    net6, x6 = probe.guided_relu6_inputs()
+    assert_tensor("guided backprop of a network with ReLU6 layers, class_idx=None",
+                  seen["guided_relu6_argmax"], ref.guided_backprop(net6, x6, None), atol=1e-6,
+                  hint="Guide every nn.ReLU and nn.ReLU6 module (EfficientNet-Lite0 uses ReLU6), "
+                       "and with class_idx=None explain each image's highest logit (argmax).")
+    assert seen["relu6_hooks"] == 0 and seen["relu6_inplace"] is True, (
+        "On the network with ReLU6 layers, hooks were left or an inplace flag not restored.")
 
 
 @paired(probe.probe_guided_gradcam)

@@ -35,6 +35,12 @@ def check_gradcam_values(seen):
     model, x, classes = probe.values_inputs()
     want, _ = _reference(model, model.layer2, x, classes)
     assert_tensor("maps", seen["maps"], want, atol=1e-5, hint=VALUES_HINT)
+    under_no_grad = seen["under_no_grad"]
+    assert "error" not in under_no_grad, (
+        f"Called inside torch.no_grad(), your GradCAM failed: {under_no_grad['error']}. "
+        "Run the forward pass inside `with torch.enable_grad():` so it works wherever it is called.")
+    assert_tensor("maps computed inside torch.no_grad()", under_no_grad["value"], want, atol=1e-5,
+                  hint="Run the forward pass inside `with torch.enable_grad():`.")
 
 
 @paired(probe.probe_gradcam_inplace)
@@ -111,9 +117,11 @@ def _assert_plot(seen, path, model, transform, class_idx, *, figure=True):
     if seen["stand_in_calls"]:
         want = probe.stand_in_maps(model, model.layer2, x, class_idx)
     cam = seen["cam"]
-    assert_tensor(f"cam for {Path(path).name} (class_idx={class_idx})",
-                  cam[None] if type(cam) is torch.Tensor and cam.dim() == 2 else cam,
-                  want, atol=1e-5,
+    assert type(cam) is torch.Tensor and cam.dim() == 2, (
+        f"cam must be the (H, W) map of the image, got "
+        f"{tuple(cam.shape) if type(cam) is torch.Tensor else type(cam).__name__}: take the "
+        "first (only) map of the batch, maps[0].")
+    assert_tensor(f"cam for {Path(path).name} (class_idx={class_idx})", cam[None], want, atol=1e-5,
                   hint="cam is the (H, W) Grad-CAM of the transformed image, for "
                        "class_idx or, if None, the predicted class.")
     if not figure:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from autograder.probes.basic_models import SmallVGG, photos
-from autograder.probes.common import hook_count
+from autograder.probes.common import attempt, hook_count
 
 warnings.filterwarnings("ignore")  # stderr in a graded cell costs its points
 
@@ -39,6 +39,8 @@ def overlay_inputs():
 
 
 OVERLAY_CASES = ((0.4, cv2.COLORMAP_JET), (0.7, cv2.COLORMAP_VIRIDIS))
+#: The case also run with the map as a torch tensor (the chapter's figures pass tensors).
+OVERLAY_TENSOR_CASE = OVERLAY_CASES[0]
 
 
 def counterfactual_inputs():
@@ -50,6 +52,17 @@ def counterfactual_inputs():
 
 def guided_inputs():
     return SmallVGG(seed=6).eval(), photos(n=3, seed=7)
+
+
+def guided_relu6_inputs():
+    """A VGG-like net where some ReLUs are in-place ReLU6 (as in the offline EfficientNet-Lite0),
+    some activations above 6, for ``class_idx=None``."""
+    vgg = SmallVGG(seed=9).eval()
+    for i, m in enumerate(vgg.features):
+        if isinstance(m, nn.ReLU) and i % 4 == 1:
+            vgg.features[i] = nn.ReLU6(inplace=True)
+    vgg.classifier[1] = nn.ReLU6(inplace=True)
+    return vgg, photos(n=3, seed=10)
 
 
 GUIDED_CLASSES = (1, 4, 2)
@@ -94,9 +107,15 @@ def probe_vgg_gradients(VGGGradCAM):
 
 def probe_overlay(overlay_heatmap):
     image, cam = overlay_inputs()
+    alpha, colormap = OVERLAY_TENSOR_CASE
+    tensor = attempt(overlay_heatmap, image.copy(), torch.from_numpy(cam.copy()), alpha=alpha,
+                     colormap=colormap)
+    if "value" in tensor:
+        tensor["value"] = _as_ndarray(tensor["value"])
     return {"overlays": [_as_ndarray(overlay_heatmap(image.copy(), cam.copy(), alpha=alpha,
                                                      colormap=colormap))
-                         for alpha, colormap in OVERLAY_CASES]}
+                         for alpha, colormap in OVERLAY_CASES],
+            "overlay_of_tensor": tensor}
 
 
 # --- exercise 3: counterfactual_map -------------------------------------------------------------
@@ -111,9 +130,15 @@ def probe_counterfactual(counterfactual_map):
 def probe_guided_backprop(guided_backprop):
     vgg, x = guided_inputs()
     got = guided_backprop(vgg, x.clone(), list(GUIDED_CLASSES))
-    return {"guided": got, "hooks": hook_count(vgg),
+    seen = {"guided": got, "hooks": hook_count(vgg),
             "relus_inplace": all(m.inplace for m in vgg.modules() if isinstance(m, nn.ReLU)),
             "grads_none": all(p.grad is None for p in vgg.parameters())}
+    net6, x6 = guided_relu6_inputs()
+    seen["guided_relu6_argmax"] = guided_backprop(net6, x6.clone())  # class_idx=None: argmax
+    seen["relu6_hooks"] = hook_count(net6)
+    seen["relu6_inplace"] = all(m.inplace for m in net6.modules()
+                                if isinstance(m, (nn.ReLU, nn.ReLU6)))
+    return seen
 
 
 def probe_guided_gradcam(guided_gradcam):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from autograder.probes.basic_models import SmallResNet, randn_images
-from autograder.probes.common import hook_count, raised, refusing_package_answers
+from autograder.probes.common import attempt, hook_count, raised, refusing_package_answers
 
 CHAPTER = "03_resnet_covid_ct"
 
@@ -272,7 +272,9 @@ def _maps(GradCAM, model, layer, x, class_idx):
 def probe_gradcam_values(GradCAM):
     model, x, classes = values_inputs()
     maps, _ = _maps(GradCAM, model, model.layer2, x, classes)
-    return {"maps": maps}
+    with torch.no_grad():  # as evaluation code often calls it: the forward must enable gradients
+        under_no_grad = attempt(lambda: _maps(GradCAM, model, model.layer2, x, classes)[0])
+    return {"maps": maps, "under_no_grad": under_no_grad}
 
 
 def probe_gradcam_inplace(GradCAM):

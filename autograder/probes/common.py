@@ -32,6 +32,15 @@ def raised(call, *args, **kwargs) -> str | None:
     return None
 
 
+def attempt(call, *args, **kwargs) -> dict:
+    """``{"value": call(*args, **kwargs)}``, or ``{"error": "<type>: <message>"}`` if it raised
+    (message cut to 300 characters): the verdict words what the failure means."""
+    try:
+        return {"value": call(*args, **kwargs)}
+    except Exception as err:  # noqa: BLE001 - reported to the verdict, which decides
+        return {"error": f"{type(err).__name__}: {str(err)[:300]}"}
+
+
 def _refused(*args, **kwargs):
     # Runs as the code of a package function, with that module's globals: builtins and literals
     # only. The message carries layout.PACKAGE_ANSWER_REFUSED (gradcam-course grade flags on it).

@@ -80,7 +80,19 @@ WRONG = {
     # OpenCV's BGR heatmap blended into an RGB photo
     "overlay_bgr": (edit("overlay_solution", ("    heatmap = cv2.cvtColor(heatmap, cv2.COLOR_BGR2RGB)\n", "")),
                     "overlay", "test_overlay"),
+    # fails on a tensor map, as the chapter's figure cells pass it (a NumPy-only answer)
+    "overlay_numpy_only": (edit("overlay_solution",
+                                ("    if isinstance(cam, torch.Tensor):\n        cam = cam.detach().cpu().numpy()\n", ""),
+                                ("np.asarray(cam, dtype=np.float32)", "cam.astype(np.float32)")),
+                           "overlay", "test_overlay"),
     "guided_no_clamp": ({"guided_solution": GUIDED_NO_CLAMP}, "guided", "test_guided_backprop"),
+    # only nn.ReLU guided: EfficientNet-Lite0's ReLU6 layers pass negative gradients back
+    "guided_relu_only": (edit("guided_solution", ("(nn.ReLU, nn.ReLU6)", "nn.ReLU")),
+                         "guided", "test_guided_backprop"),
+    # class_idx=None read as class 0 instead of each image's argmax
+    "guided_none_is_class_0": (edit("guided_solution",
+                                    ("idx = logits.argmax(1)", "idx = torch.zeros(len(x), dtype=torch.long)")),
+                               "guided", "test_guided_backprop"),
     "guided_hooks_left": ({"guided_solution": GUIDED_HOOKS_LEFT}, "guided", "test_guided_backprop"),
 }
 

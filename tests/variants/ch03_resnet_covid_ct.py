@@ -33,6 +33,12 @@ WRONG = {
     # the error inside the with block is swallowed
     "exit_swallows_errors": (edit("gradcam_solution", ("        return False", "        return True")),
                              "gradcam", "test_gradcam_hooks"),
+    # the forward pass does not enable gradients: fails when called inside torch.no_grad()
+    "gradcam_no_enable_grad": (edit("gradcam_solution", ("        with torch.enable_grad():\n", "        if True:\n")),
+                               "gradcam", "test_gradcam_values"),
+    # a (1, H, W) map where the statement asks for (H, W)
+    "plot_cam_keeps_batch_dim": (edit("plot_gradcam_solution", ("return fig, maps[0].cpu()", "return fig, maps[:1].cpu()")),
+                                 "plot_gradcam", "test_plot_gradcam"),
     # always the predicted class: class_idx ignored
     "class_idx_ignored": (edit("gradcam_solution", ("if class_idx is None:", "if True:")),
                           "gradcam", "test_gradcam_values"),
