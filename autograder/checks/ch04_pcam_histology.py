@@ -5,6 +5,8 @@ what went wrong."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from autograder.checks.common import assert_tensor, paired
@@ -74,6 +76,39 @@ def check_occlusion_values(seen):
                            "((size - patch) // stride + 1 per axis); a pixel gets the mean drop "
                            "score(x) - score(occluded) of the windows covering it, 0 if none.")
     _unchanged("occlusion_sensitivity", x, seen["images_after"])
+    boundary_model, boundary_x = probe.occlusion_boundary_inputs()
+    patch, stride, target = probe.OCCLUSION_BOUNDARY_CASE
+    assert_tensor("occlusion with target=None on images whose logits are close to 0",
+                  seen["boundary"], ref.occlusion_sensitivity(boundary_model, boundary_x, patch,
+                                                              stride, 0.0, target),
+                  atol=1e-4, hint=SAME_TARGET_HINT)
+    _assert_batched(seen["calls"], x)
+
+
+SAME_TARGET_HINT = ("With target=None, choose each image's class once, on the unperturbed images "
+                    "(score_signs(model(images), None)), and score every perturbed copy of the "
+                    "image for that class, even where the copy's own prediction flips.")
+
+
+def _assert_batched(calls, x):
+    """Occlusion's forward passes: none with gradients, and the occluded copies stacked, as the
+    statement asks. The limit is lenient: a pass per image (all its windows at once) or small
+    batches of windows pass; one window at a time (the original assignment's loop) does not."""
+    assert isinstance(calls, list) and calls and all(
+        isinstance(c, tuple) and len(c) == 2 and type(c[0]) is int and type(c[1]) is bool
+        for c in calls), "internal error: the probe saw no forward passes of the model."
+    assert not any(grad for _, grad in calls), (
+        "a forward pass of occlusion_sensitivity ran with gradients enabled: occlusion needs no "
+        "gradients, run it under torch.inference_mode().")
+    n, _, h, w = x.shape
+    cases = probe.occlusion_values_cases()
+    windows = sum(len(range(0, h - patch + 1, stride)) * len(range(0, w - patch + 1, stride))
+                  for patch, stride, _ in cases)
+    limit = len(cases) * (n + 2)
+    assert len(calls) <= limit, (
+        f"{len(calls)} forward passes for {windows} windows on {n} images in {len(cases)} calls; "
+        f"at most {limit} are needed: stack the occluded copies and evaluate them in batches (a "
+        "few hundred images per forward pass), not one window at a time.")
 
 
 @paired(probe.probe_occlusion_baseline)
@@ -96,6 +131,11 @@ def check_ig_values(seen):
                       hint="(x - x') times the mean gradient at x' + alpha_k (x - x') with the "
                            "midpoint rule alpha_k = (k + 0.5) / steps, k = 0 .. steps - 1.")
     _unchanged("integrated_gradients", x, seen["images_after"])
+    boundary_model, boundary_x = probe.ig_boundary_inputs()
+    assert_tensor("integrated gradients with target=None on images whose logits are close to 0",
+                  seen["boundary"], ref.integrated_gradients(boundary_model, boundary_x, None,
+                                                             probe.IG_BOUNDARY_STEPS, None),
+                  atol=1e-5, hint=SAME_TARGET_HINT.replace("perturbed copy", "point of the path"))
 
 
 @paired(probe.probe_ig_completeness)
@@ -138,6 +178,15 @@ def check_insertion_curves(seen):
                                           "(insertion) or replaces them by the baseline "
                                           "(deletion); the curve is sigmoid(score) of the target "
                                           "chosen on the images.")
+    boundary_model, boundary_x, boundary_maps = probe.insertion_boundary_inputs()
+    want = ref.insertion_deletion(boundary_model, boundary_x, boundary_maps,
+                                  *probe.INSERTION_BOUNDARY_CASE)
+    got = seen["boundary"]
+    for key in ("insertion", "deletion"):
+        assert isinstance(got, dict) and key in got, f"return a dict with the key {key!r}"
+        assert_tensor(f"{key} curve with target=None on images whose logits are close to 0",
+                      got[key], want[key], atol=1e-5,
+                      hint=SAME_TARGET_HINT.replace("perturbed copy", "step of the curve"))
 
 
 @paired(probe.probe_insertion_auc)

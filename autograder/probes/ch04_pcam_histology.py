@@ -94,6 +94,52 @@ def insertion_auc_inputs():
     return model, x, torch.rand(2, 10, 10, generator=torch.Generator().manual_seed(22))
 
 
+def near_boundary(model, x):
+    """``model`` with its logit's bias moved so that the logits of ``x`` straddle 0 closely (half
+    of each sign): perturbed copies then cross the decision boundary, so it matters that the
+    target class is chosen once, on the unperturbed images."""
+    with torch.no_grad():
+        z = model(x)[:, 0].sort().values
+        model.head[2].bias -= z[len(z) // 2 - 1:len(z) // 2 + 1].mean()
+    return model
+
+
+def occlusion_boundary_inputs():
+    x = images(n=4, h=12, w=14, seed=24)
+    return near_boundary(OneLogitCNN(seed=23), x), x
+
+
+OCCLUSION_BOUNDARY_CASE = (4, 2, None)  # (patch, stride, target)
+
+
+def ig_boundary_inputs():
+    x = images(n=4, h=10, w=12, seed=26)
+    return near_boundary(OneLogitCNN(seed=25), x), x
+
+
+IG_BOUNDARY_STEPS = 16
+
+
+def insertion_boundary_inputs():
+    x = images(n=4, h=10, w=12, seed=28)
+    maps = torch.rand(4, 10, 12, generator=torch.Generator().manual_seed(29))
+    return near_boundary(OneLogitCNN(seed=27), x), x, maps
+
+
+INSERTION_BOUNDARY_CASE = (6, 0.0, None)  # (steps, baseline, target)
+
+
+def _forward_passes(model):
+    """A list that fills with (batch size, gradients enabled) of every forward pass of ``model``,
+    and the handle that stops it."""
+    calls: list[tuple[int, bool]] = []
+
+    def record(module, inputs):
+        calls.append((int(inputs[0].shape[0]), bool(torch.is_grad_enabled())))
+
+    return calls, model.register_forward_pre_hook(record)
+
+
 # --- exercise 1: Grad-CAM for one logit ---------------------------------------------------------
 
 def probe_gradcam_values(binary_gradcam):
@@ -119,9 +165,16 @@ def probe_saliency(saliency_map):
 
 def probe_occlusion_values(occlusion_sensitivity):
     model, x = occlusion_values_inputs()
-    maps = [occlusion_sensitivity(model, x, patch, stride, 0.0, target)
-            for patch, stride, target in occlusion_values_cases()]
-    return {"maps": maps, "images_after": x}
+    calls, handle = _forward_passes(model)
+    try:
+        maps = [occlusion_sensitivity(model, x, patch, stride, 0.0, target)
+                for patch, stride, target in occlusion_values_cases()]
+    finally:
+        handle.remove()
+    boundary_model, boundary_x = occlusion_boundary_inputs()
+    patch, stride, target = OCCLUSION_BOUNDARY_CASE
+    return {"maps": maps, "images_after": x, "calls": calls,
+            "boundary": occlusion_sensitivity(boundary_model, boundary_x, patch, stride, 0.0, target)}
 
 
 def probe_occlusion_baseline(occlusion_sensitivity):
@@ -135,7 +188,9 @@ def probe_ig_values(integrated_gradients):
     model, x = ig_values_inputs()
     attributions = [integrated_gradients(model, x, None, steps, target)
                     for steps, target in ig_values_cases()]
-    return {"attributions": attributions, "images_after": x}
+    boundary_model, boundary_x = ig_boundary_inputs()
+    return {"attributions": attributions, "images_after": x,
+            "boundary": integrated_gradients(boundary_model, boundary_x, None, IG_BOUNDARY_STEPS, None)}
 
 
 def probe_ig_completeness(integrated_gradients):
@@ -154,8 +209,11 @@ def probe_ig_baseline(integrated_gradients):
 def probe_insertion_curves(insertion_deletion):
     insertion_deletion = refusing_package_answers(insertion_deletion, CHAPTER)
     model, x, maps = insertion_curves_inputs()
+    boundary_model, boundary_x, boundary_maps = insertion_boundary_inputs()
     return {"results": [insertion_deletion(model, x, maps, steps, baseline, target)
-                        for steps, baseline, target in insertion_curves_cases()]}
+                        for steps, baseline, target in insertion_curves_cases()],
+            "boundary": insertion_deletion(boundary_model, boundary_x, boundary_maps,
+                                           *INSERTION_BOUNDARY_CASE)}
 
 
 def probe_insertion_auc(insertion_deletion):

@@ -2,7 +2,7 @@
 
 Each variant is the notebook's own solution with one targeted edit: the usual mistakes (sign of
 the negative class, a missing abs, off-by-one windows, an ignored baseline, the left Riemann sum,
-logits instead of probabilities) and correct alternatives (tensor hooks, one window at a time,
+logits instead of probabilities) and correct alternatives (tensor hooks, small batches of windows,
 all integration steps at once, a hand-written trapezoid).
 """
 
@@ -21,6 +21,31 @@ EXERCISES = {
 }
 
 WRONG = {
+    # one window at a time: the same numbers, but the statement asks for stacked copies in batches
+    "occlusion_one_window_at_a_time": (edit("occlusion_solution",
+                                            ("        per_batch = max(1, 256 // n)", "        per_batch = 1")),
+                                       "occlusion", "test_occlusion_values"),
+    # occluded copies scored with gradients enabled (no inference_mode): the same numbers, slower
+    "occlusion_with_gradients": (edit("occlusion_solution", ("    with torch.inference_mode():", "    if True:")),
+                                 "occlusion", "test_occlusion_values"),
+    # target=None re-chosen on every occluded copy (its own prediction) instead of on the image
+    "occlusion_target_per_copy": (edit("occlusion_solution", (
+        "            scores = model(occluded)[:, 0].view(len(chunk), n) * signs",
+        "            out = model(occluded)[:, 0].view(len(chunk), n)\n"
+        "            scores = out.abs() if target is None else out * signs")),
+        "occlusion", "test_occlusion_values"),
+    # target=None re-chosen at every point of the path
+    "ig_target_per_step": (edit("ig_solution", (
+        "            score = (model(path)[:, 0] * signs.repeat(len(a))).sum()",
+        "            out = model(path)[:, 0]\n"
+        "            score = (out.abs() if target is None else out * signs.repeat(len(a))).sum()")),
+        "ig", "test_ig_values"),
+    # target=None re-chosen on every inserted/deleted image
+    "insertion_target_per_step": (edit("insertion_solution", (
+        "            probs = torch.sigmoid(model(batch)[:, 0] * signs.repeat(2))",
+        "            out = model(batch)[:, 0]\n"
+        "            probs = torch.sigmoid(out.abs() if target is None else out * signs.repeat(2))")),
+        "insertion", "test_insertion_curves"),
     # +logit for both classes: "normal" is explained with the tumour score
     "negative_class_same_sign": (edit("gradcam_solution", ("score = (logits[:, 0] * score_signs(logits, target)).sum()",
                                                            "score = logits[:, 0].sum()")),
@@ -77,10 +102,10 @@ CORRECT = {
         "saliency_solution",
         ("        (grad,) = torch.autograd.grad(score, x)", "        score.backward()\n        grad = x.grad"),
     ),
-    # one window at a time: slower, the same numbers
-    "occlusion_one_window_at_a_time": edit(
+    # small batches of 8 windows: more forward passes than the reference, still stacked
+    "occlusion_small_batches": edit(
         "occlusion_solution",
-        ("        per_batch = max(1, 256 // n)", "        per_batch = 1"),
+        ("        per_batch = max(1, 256 // n)", "        per_batch = 8"),
     ),
     # every point of the path in one batch
     "ig_all_steps_at_once": edit(
