@@ -15,6 +15,77 @@ from autograder.reference import ch04_pcam_histology as ref
 
 CHAPTER = probe.CHAPTER
 
+#: The statement of every exercise, clause by clause: (clause, the graded cell whose check
+#: exercises it, the wrong answers in tests/variants that break only that clause). The test
+#: test_every_clause_has_a_check_and_a_wrong_answer_it_catches fails when an exercise, a graded
+#: cell or a wrong answer is missing here; test_wrong_answer_fails_only_its_exercise proves that
+#: the cell's check catches each wrong answer.
+CLAUSES = {
+    "gradcam": [
+        ("the score is +logit for target 1 and -logit for target 0", "test_gradcam_negative",
+         "negative_class_same_sign"),
+        ("target=None explains each image's predicted class (logit > 0 is class 1)",
+         "test_gradcam_values", ("gradcam_none_is_class_1", "gradcam_none_is_class_0")),
+        ("the weights are each image's spatial mean gradient", "test_gradcam_values",
+         "gradcam_weights_over_batch"),
+        ("ReLU of the weighted sum of the activations", "test_gradcam_values", "gradcam_no_relu"),
+        ("bilinear upsampling to the input size with align_corners=False", "test_gradcam_values",
+         "gradcam_align_corners_true"),
+        ("min-max to [0, 1] per image, after upsampling", "test_gradcam_values",
+         "gradcam_batch_minmax"),
+        ("the hook returns output.clone(): an in-place ReLU follows the layer",
+         "test_gradcam_values", "gradcam_no_clone"),
+        ("the hook is removed", "test_gradcam_values", "gradcam_hook_left"),
+        ("returns (N, H, W)", "test_gradcam_values", "gradcam_keeps_channel_dim"),
+    ],
+    "saliency": [
+        ("the absolute value of the gradient", "test_saliency", "saliency_no_abs"),
+        ("the maximum over the colour channels", "test_saliency", "saliency_mean_over_channels"),
+        ("min-max to [0, 1] per image", "test_saliency", "saliency_batch_minmax"),
+        ("the caller's images are not modified (a detached copy requires grad)", "test_saliency",
+         "saliency_requires_grad_in_place"),
+    ],
+    "occlusion": [
+        ("windows start at 0, stride, ... while they fit", "test_occlusion_values",
+         "occlusion_off_by_one"),
+        ("the drop is of the score (a logit), not of a probability", "test_occlusion_values",
+         "occlusion_probability_drop"),
+        ("the target class is chosen on the unoccluded images", "test_occlusion_values",
+         "occlusion_target_per_copy"),
+        ("a pixel gets the mean drop of the windows covering it", "test_occlusion_values",
+         "occlusion_sum_of_drops"),
+        ("the occluded copies are stacked in batches", "test_occlusion_values",
+         "occlusion_one_window_at_a_time"),
+        ("under torch.inference_mode()", "test_occlusion_values", "occlusion_with_gradients"),
+        ("the window is filled with the baseline value", "test_occlusion_baseline",
+         "occlusion_baseline_ignored"),
+    ],
+    "ig": [
+        ("the midpoint rule alpha_k = (k + 1/2) / steps", "test_ig_values", "ig_left_riemann"),
+        ("the target class is chosen on the images, not along the path", "test_ig_values",
+         "ig_target_per_step"),
+        ("returns (N, C, H, W): one attribution per channel", "test_ig_values",
+         "ig_max_over_channels"),
+        ("the mean gradient is multiplied by (x - x'): completeness", "test_ig_completeness",
+         "ig_no_input_factor"),
+        ("baseline None (zeros), a float or a tensor", "test_ig_baseline", "ig_baseline_ignored"),
+    ],
+    "insertion": [
+        ("the curves hold the probability sigmoid(score), not the logit", "test_insertion_curves",
+         "curves_of_logits"),
+        ("the target class is chosen on the images, not on each perturbed image",
+         "test_insertion_curves", "insertion_target_per_step"),
+        ("the top floor(k HW / steps) pixels at step k", "test_insertion_curves",
+         "insertion_rounded_counts"),
+        ("ties broken by the lower flat index (a stable sort)", "test_insertion_curves",
+         "insertion_unstable_ties"),
+        ("written here, not the helper package's insertion_deletion", "test_insertion_curves",
+         "package_insertion_deletion"),
+        ("the areas are trapezoids over the fractions k / steps", "test_insertion_auc",
+         "auc_as_mean"),
+    ],
+}
+
 
 def _unchanged(name, before, after):
     assert type(after) is torch.Tensor and tuple(after.shape) == tuple(before.shape) \

@@ -21,6 +21,60 @@ EXERCISES = {
 }
 
 WRONG = {
+    # target=None read as "tumour" for every image instead of each image's prediction
+    "gradcam_none_is_class_1": (edit("gradcam_solution", (
+        "score_signs(logits, target)", "score_signs(logits, 1 if target is None else target)")),
+        "gradcam", "test_gradcam_values"),
+    "gradcam_none_is_class_0": (edit("gradcam_solution", (
+        "score_signs(logits, target)", "score_signs(logits, 0 if target is None else target)")),
+        "gradcam", "test_gradcam_values"),
+    # the weights averaged over the batch too: every image gets the batch's weights
+    "gradcam_weights_over_batch": (edit("gradcam_solution", (
+        "grads.mean(dim=(2, 3), keepdim=True)", "grads.mean(dim=(0, 2, 3), keepdim=True)")),
+        "gradcam", "test_gradcam_values"),
+    "gradcam_align_corners_true": (edit("gradcam_solution", (
+        "mode=\"bilinear\", align_corners=False", "mode=\"bilinear\", align_corners=True")),
+        "gradcam", "test_gradcam_values"),
+    # one min and max for the whole batch
+    "gradcam_batch_minmax": (edit("gradcam_solution", (
+        "    lo = cam.flatten(1).min(1).values[:, None, None]\n    hi = cam.flatten(1).max(1).values[:, None, None]",
+        "    lo = cam.min()\n    hi = cam.max()")),
+        "gradcam", "test_gradcam_values"),
+    # the hook keeps the layer's output, which the in-place ReLU after it then overwrites
+    "gradcam_no_clone": (edit("gradcam_solution", ("        return output.clone()\n", "")),
+                         "gradcam", "test_gradcam_values"),
+    "gradcam_hook_left": (edit("gradcam_solution", ("        handle.remove()", "        pass")),
+                          "gradcam", "test_gradcam_values"),
+    "gradcam_keeps_channel_dim": (edit("gradcam_solution", (
+        "align_corners=False)[:, 0]", "align_corners=False)"),
+        ("cam.flatten(1).min(1).values[:, None, None]", "cam.flatten(1).min(1).values[:, None, None, None]"),
+        ("cam.flatten(1).max(1).values[:, None, None]", "cam.flatten(1).max(1).values[:, None, None, None]")),
+        "gradcam", "test_gradcam_values"),
+    "saliency_mean_over_channels": (edit("saliency_solution", ("grad.abs().amax(dim=1)", "grad.abs().mean(dim=1)")),
+                                    "saliency", "test_saliency"),
+    "saliency_batch_minmax": (edit("saliency_solution", (
+        "    lo = m.flatten(1).min(1).values[:, None, None]\n    hi = m.flatten(1).max(1).values[:, None, None]",
+        "    lo = m.min()\n    hi = m.max()")),
+        "saliency", "test_saliency"),
+    # requires_grad set on the caller's tensor
+    "saliency_requires_grad_in_place": (edit("saliency_solution", (
+        "x = images.detach().clone().requires_grad_(True)", "x = images.requires_grad_(True)")),
+        "saliency", "test_saliency"),
+    # the sum of the drops of the covering windows instead of their mean
+    "occlusion_sum_of_drops": (edit("occlusion_solution", ("    return total / count.clamp_min(1)", "    return total")),
+                               "occlusion", "test_occlusion_values"),
+    # the attributions' maximum over the colour channels: (N, H, W) instead of (N, C, H, W)
+    "ig_max_over_channels": (edit("ig_solution", (
+        "    return (x - ref) * total / steps", "    return ((x - ref) * total / steps).amax(dim=1)")),
+        "ig", "test_ig_values"),
+    # round(k HW / steps) pixels instead of floor
+    "insertion_rounded_counts": (edit("insertion_solution", (
+        "order[:, :(k * h * w) // steps]", "order[:, :round(k * h * w / steps)]")),
+        "insertion", "test_insertion_curves"),
+    # argsort without stable=True: tied pixels in an arbitrary order
+    "insertion_unstable_ties": (edit("insertion_solution", (
+        "descending=True, stable=True)", "descending=True)")),
+        "insertion", "test_insertion_curves"),
     # one window at a time: the same numbers, but the statement asks for stacked copies in batches
     "occlusion_one_window_at_a_time": (edit("occlusion_solution",
                                             ("        per_batch = max(1, 256 // n)", "        per_batch = 1")),
