@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gradcam_course.instructor import release
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 600  # the book in 10 minutes on this 2-core machine
 
@@ -44,10 +46,7 @@ def execution_times(build_dir: Path) -> dict[str, float]:
 def book_env(model_cache: Path) -> dict[str, str]:
     """The environment of the build's kernels, with an empty model cache (the build trains a
     model two chapters share once); writes the book pages (``book/chapters``)."""
-    env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1",
-               PYDEVD_DISABLE_FILE_VALIDATION="1", GRADCAM_COURSE_MODEL_CACHE=str(model_cache))
-    env.pop("MPLBACKEND", None)  # the kernels keep the inline backend
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    env = release.book_env(model_cache)
     subprocess.run([sys.executable, "-m", "gradcam_course.instructor.cli", "book-pages"], cwd=ROOT,
                    env=env, check=True, capture_output=True)
     return env

@@ -18,6 +18,8 @@ THREADS_ENV = "GRADCAM_COURSE_THREADS"
 #: A folder where `train_classifier` keeps trained weights, keyed by everything that made them,
 #: so that a book build trains a model once however many chapters train it (unset: no cache).
 MODEL_CACHE_ENV = "GRADCAM_COURSE_MODEL_CACHE"
+#: Set by the book build: the notebooks run for readers (no progress bars).
+BOOK_ENV = "GRADCAM_COURSE_BOOK"
 
 
 def grading_mode() -> bool:
@@ -37,7 +39,7 @@ def in_colab() -> bool:
 
 def interactive() -> bool:
     """True when a person watches the notebook (progress bars make sense)."""
-    return not fast_mode() and not os.environ.get("GRADCAM_COURSE_BOOK")
+    return not fast_mode() and not os.environ.get(BOOK_ENV)
 
 
 def set_seed(seed: int = 0) -> None:

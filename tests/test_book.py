@@ -1,10 +1,8 @@
 """The book builds offline with --warningiserror, shows executed figures and leaks no hidden test."""
 
 import html as html_module
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +17,7 @@ SECRETS = ("HIDDEN TESTS", "load_checks", "check_capture", "autograder.checks")
 def html(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     release.write_book_pages(ROOT)
-    env = dict(os.environ, GRADCAM_COURSE_DATA="offline", GRADCAM_COURSE_BOOK="1",
-               GRADCAM_COURSE_MODEL_CACHE=str(out / "models"))  # empty: cold, as on a fresh clone
-    env.pop("MPLBACKEND", None)  # the kernel's inline backend must capture the figures
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    env = release.book_env(out / "models")  # an empty model cache: cold, as on a fresh clone
     proc = subprocess.run(["jupyter-book", "build", str(ROOT), "--path-output", str(out),
                            "--warningiserror", "--keep-going"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=2400)  # a hang guard: the 10-min budget is measured by benchmarks/bench_book.py

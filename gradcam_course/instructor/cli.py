@@ -1,4 +1,4 @@
-"""``gradcam-course``: the instructor's command line (release, book pages, grade, report)."""
+"""``gradcam-course``: the instructor's command line (release, book pages and build, grade, report)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="reports/<chapter>/index.html: score distribution and "
                          "the tests the class failed most, from what `grade` wrote")
     rep.add_argument("chapter")
-    args = parser.parse_args(argv)
+    sub.add_parser("build-book", help="write the book pages and execute every chapter into "
+                   "_build/html, offline unless GRADCAM_COURSE_DATA says otherwise; further "
+                   "arguments go to `jupyter-book build`")
+    args, book_args = parser.parse_known_args(argv)
+    if book_args and args.command != "build-book":
+        parser.error(f"unrecognized arguments: {' '.join(book_args)}")
 
     missing = missing_instructor_modules()
     if missing:
@@ -103,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "book-pages":
         for page in release.write_book_pages(root):
             print(f"wrote {page.relative_to(root)}")
+    elif args.command == "build-book":
+        return release.build_book(root, book_args)
     return 0
 
 

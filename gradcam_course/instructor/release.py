@@ -72,6 +72,35 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def book_env(model_cache: Path, data: str = "offline") -> dict[str, str]:
+    """The environment of a book build's kernels (``build-book``, tests/test_book.py and
+    benchmarks/bench_book.py build alike): the data mode, the book flag, a model cache (a model
+    two chapters train from the same code, data and seed is trained once per build), matplotlib's
+    inline backend (an inherited MPLBACKEND would capture no figure) and the venv's tools."""
+    from gradcam_course.data import MODE_ENV
+    from gradcam_course.runtime import BOOK_ENV, MODEL_CACHE_ENV
+
+    env = dict(os.environ, **{MODE_ENV: data, BOOK_ENV: "1", MODEL_CACHE_ENV: str(model_cache)},
+               PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.pop("MPLBACKEND", None)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def build_book(root: Path, jupyter_book_args: list[str] = ()) -> int:
+    """``gradcam-course build-book``: the book pages, then every chapter executed into
+    ``_build/html`` with --warningiserror; the exit status of ``jupyter-book build``."""
+    from gradcam_course.data import MODE_ENV
+    from gradcam_course.runtime import MODEL_CACHE_ENV
+
+    write_book_pages(root)
+    cache = Path(os.environ.get(MODEL_CACHE_ENV) or root / "_build" / ".model_cache")
+    env = book_env(cache, os.environ.get(MODE_ENV) or "offline")
+    command = ["jupyter-book", "build", str(root), "--warningiserror", "--keep-going",
+               *jupyter_book_args]
+    return subprocess.run(command, cwd=root, env=env).returncode
+
+
 def pair_source(root: Path, chapter: str) -> Path:
     """Write the source notebook from its .py (the .py is the one authors edit)."""
     course = Course(root)
